@@ -1,0 +1,13 @@
+//! genesys-queue-sync: the single writer of a Genesys Cloud data table that caches
+//! per-queue agent counts, so Architect flows read a table instead of calling the API
+//! on every interaction.
+
+pub mod cli;
+pub mod config;
+pub mod cycle;
+pub mod demo;
+pub mod genesys;
+pub mod health;
+pub mod schedule;
+pub mod sim;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! Simulated Genesys Cloud org.
