@@ -1,1 +1,857 @@
-//! TODO
+//! Configuration: a raw serde view of the TOML file, validated into [`Config`].
+//!
+//! Every rejection is a [`ConfigError`] naming the key (and the file line where the
+//! key has one) and saying how to fix it, because the people reading these messages are
+//! Genesys admins editing a file, not Rust developers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+use secrecy::SecretString;
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+/// Environment variables of the Genesys Cloud ecosystem (SDKs, CX as Code).
+pub const ENV_REGION: &str = "GENESYSCLOUD_REGION";
+pub const ENV_API_REGION: &str = "GENESYSCLOUD_API_REGION";
+pub const ENV_CLIENT_ID: &str = "GENESYSCLOUD_OAUTHCLIENT_ID";
+pub const ENV_CLIENT_SECRET: &str = "GENESYSCLOUD_OAUTHCLIENT_SECRET";
+/// Set by systemd for units with `LoadCredential=`.
+pub const ENV_CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// Region names as the official SDKs and the Terraform provider spell them.
+const REGIONS: &[(&str, &str)] = &[
+    ("us-east-1", "mypurecloud.com"),
+    ("us-east-2", "use2.us-gov-pure.cloud"),
+    ("us-west-2", "usw2.pure.cloud"),
+    ("ca-central-1", "cac1.pure.cloud"),
+    ("sa-east-1", "sae1.pure.cloud"),
+    ("eu-central-1", "mypurecloud.de"),
+    ("eu-central-2", "euc2.pure.cloud"),
+    ("eu-west-1", "mypurecloud.ie"),
+    ("eu-west-2", "euw2.pure.cloud"),
+    ("me-central-1", "mec1.pure.cloud"),
+    ("ap-south-1", "aps1.pure.cloud"),
+    ("ap-northeast-1", "mypurecloud.jp"),
+    ("ap-northeast-2", "apne2.pure.cloud"),
+    ("ap-northeast-3", "apne3.pure.cloud"),
+    ("ap-southeast-2", "mypurecloud.com.au"),
+];
+
+/// A configuration problem, phrased for the person editing the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub key: String,
+    pub line: Option<usize>,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config key `{}`", self.key)?;
+        if let Some(line) = self.line {
+            write!(f, " (line {line})")?;
+        }
+        write!(f, ": {}. Fix: {}", self.problem, self.fix)
+    }
+}
+
+impl ConfigError {
+    fn new(key: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            key: key.to_owned(),
+            line: None,
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+
+    fn at(mut self, line: Option<usize>) -> Self {
+        self.line = line;
+        self
+    }
+}
+
+// ---------------------------------------------------------------- raw file shape
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    genesys: RawGenesys,
+    table: Option<RawTable>,
+    #[serde(default)]
+    queues: RawQueues,
+    #[serde(default)]
+    schedule: RawSchedule,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    http: RawHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGenesys {
+    region: Option<Spanned<String>>,
+    api_url: Option<Spanned<String>>,
+    login_url: Option<Spanned<String>>,
+    client_id: Option<Spanned<String>>,
+    client_secret_file: Option<Spanned<PathBuf>>,
+    /// Present only so it can be refused with a helpful message; never read.
+    client_secret: Option<Spanned<toml::Value>>,
+    request_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    name: Option<Spanned<String>>,
+    id: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueues {
+    #[serde(default)]
+    names: Vec<Spanned<String>>,
+    #[serde(default)]
+    ids: Vec<Spanned<String>>,
+    resolve_every: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    cron: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    requests_per_minute: Option<Spanned<i64>>,
+    write_concurrency: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------- validated config
+
+/// Which data table to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableRef {
+    Name(String),
+    Id(String),
+}
+
+impl fmt::Display for TableRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Name(n) => write!(f, "\"{n}\""),
+            Self::Id(id) => write!(f, "id {id}"),
+        }
+    }
+}
+
+/// What a row's key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyBy {
+    Name,
+    Id,
+}
+
+/// The cron schedule, parsed once so the period is known for stall detection.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub cron: String,
+    /// The longest gap between two consecutive ticks over the next few days.
+    pub period: Duration,
+}
+
+impl Schedule {
+    pub fn parse(expr: &str) -> Result<Self, String> {
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .dom_and_dow(true)
+            .build()
+            .parse(expr)
+            .map_err(|e| e.to_string())?;
+        let mut ticks = cron.iter_after(Utc::now()).take(2000);
+        let Some(mut prev) = ticks.next() else {
+            return Err("the expression never fires".into());
+        };
+        let mut longest = chrono::Duration::zero();
+        let mut seen = 1;
+        for t in ticks {
+            longest = longest.max(t - prev);
+            prev = t;
+            seen += 1;
+        }
+        if seen < 2 {
+            return Err("the expression fires at most once".into());
+        }
+        let period = longest
+            .to_std()
+            .map_err(|_| "the expression's ticks are not increasing".to_string())?;
+        Ok(Self {
+            cron: expr.to_owned(),
+            period,
+        })
+    }
+}
+
+/// The validated configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api_url: Url,
+    pub login_url: Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub request_timeout: Duration,
+    pub table: TableRef,
+    pub key_by: KeyBy,
+    pub queue_names: Vec<String>,
+    pub queue_ids: Vec<String>,
+    pub resolve_every: Duration,
+    pub schedule: Schedule,
+    pub requests_per_minute: u32,
+    pub write_concurrency: usize,
+    pub http_listen: Option<SocketAddr>,
+}
+
+/// Where the loader reads the environment from; tests pass a map.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Reads and validates the file at `path`.
+pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            "--config",
+            format!("cannot read {}: {e}", path.display()),
+            "pass the path of an existing, readable TOML file (see systemd/config.example.toml)",
+        )
+    })?;
+    parse(&text, env)
+}
+
+/// Validates a configuration document.
+pub fn parse(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
+    let lines = LineIndex::new(text);
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| lines.line(s.start));
+        let message = e.message().trim().to_owned();
+        let key = key_from_toml_error(&message);
+        ConfigError::new(
+            &key,
+            message,
+            "correct the TOML; known sections are [genesys], [table], [queues], [schedule], [limits], [http]",
+        )
+        .at(line)
+    })?;
+    Validator { lines: &lines, env }.validate(raw)
+}
+
+fn key_from_toml_error(message: &str) -> String {
+    // toml reports unknown fields as "unknown field `x`, expected ..."
+    message
+        .split('`')
+        .nth(1)
+        .map(str::to_owned)
+        .unwrap_or_else(|| "(file)".to_owned())
+}
+
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Self { starts }
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        match self.starts.binary_search(&offset) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        }
+    }
+}
+
+struct Validator<'a> {
+    lines: &'a LineIndex,
+    env: &'a dyn Env,
+}
+
+impl Validator<'_> {
+    fn line<T>(&self, s: &Spanned<T>) -> Option<usize> {
+        Some(self.lines.line(s.span().start))
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let g = raw.genesys;
+        if let Some(inline) = &g.client_secret {
+            return Err(ConfigError::new(
+                "genesys.client_secret",
+                "the client secret must not be written in the config file",
+                "remove it and provide the secret through the GENESYSCLOUD_OAUTHCLIENT_SECRET environment variable, \
+                 genesys.client_secret_file, or systemd LoadCredential=client-secret:...",
+            )
+            .at(self.line(inline)));
+        }
+        let (api_url, login_url) = self.urls(&g)?;
+        let client_id = match self.env.var(ENV_CLIENT_ID) {
+            Some(id) => id,
+            None => match &g.client_id {
+                Some(id) if !id.get_ref().trim().is_empty() => id.get_ref().trim().to_owned(),
+                Some(id) => {
+                    return Err(ConfigError::new(
+                        "genesys.client_id",
+                        "is empty",
+                        "set it to the OAuth client id (Admin > Integrations > OAuth, Client Credentials grant)",
+                    )
+                    .at(self.line(id)));
+                }
+                None => {
+                    return Err(ConfigError::new(
+                        "genesys.client_id",
+                        "is missing",
+                        format!(
+                            "set genesys.client_id or the {ENV_CLIENT_ID} environment variable to the OAuth client id"
+                        ),
+                    ));
+                }
+            },
+        };
+        let client_secret = self.secret(&g)?;
+        let request_timeout = match &g.request_timeout {
+            None => Duration::from_secs(10),
+            Some(s) => self.duration("genesys.request_timeout", s, Duration::from_millis(100))?,
+        };
+
+        let (table, key_by) = self.table(raw.table)?;
+        let (queue_names, queue_ids, resolve_every) = self.queues(raw.queues)?;
+
+        let schedule = match &raw.schedule.cron {
+            None => Schedule::parse("0 * * * * *").map_err(|e| {
+                ConfigError::new("schedule.cron", e, "report this bug: the default schedule is invalid")
+            })?,
+            Some(expr) => Schedule::parse(expr.get_ref().trim()).map_err(|e| {
+                ConfigError::new(
+                    "schedule.cron",
+                    format!("`{}` is not a valid schedule: {e}", expr.get_ref()),
+                    "use 6 fields with seconds, in UTC, e.g. \"0 * * * * *\" for every minute at :00",
+                )
+                .at(self.line(expr))
+            })?,
+        };
+        if schedule.period < Duration::from_secs(10) {
+            return Err(ConfigError::new(
+                "schedule.cron",
+                format!("fires every {}s, too often for the API budget", schedule.period.as_secs()),
+                "run at most every 10 seconds; once a minute (\"0 * * * * *\") is the usual choice",
+            )
+            .at(raw.schedule.cron.as_ref().and_then(|c| self.line(c))));
+        }
+
+        let requests_per_minute = match &raw.limits.requests_per_minute {
+            None => 240,
+            Some(v) => self.int_in("limits.requests_per_minute", v, 10, 10_000)? as u32,
+        };
+        let write_concurrency = match &raw.limits.write_concurrency {
+            None => 4,
+            Some(v) => self.int_in("limits.write_concurrency", v, 1, 32)? as usize,
+        };
+        let http_listen = match &raw.http.listen {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            Some(s) if s.get_ref().trim().is_empty() || s.get_ref() == "off" => None,
+            Some(s) => Some(s.get_ref().trim().parse().map_err(|_| {
+                ConfigError::new(
+                    "http.listen",
+                    format!("`{}` is not an address", s.get_ref()),
+                    "use IP:PORT such as \"127.0.0.1:9464\" (or \"0.0.0.0:9464\" in a container), or \"off\"",
+                )
+                .at(self.line(s))
+            })?),
+        };
+
+        Ok(Config {
+            api_url,
+            login_url,
+            client_id,
+            client_secret,
+            request_timeout,
+            table,
+            key_by,
+            queue_names,
+            queue_ids,
+            resolve_every,
+            schedule,
+            requests_per_minute,
+            write_concurrency,
+            http_listen,
+        })
+    }
+
+    fn urls(&self, g: &RawGenesys) -> Result<(Url, Url), ConfigError> {
+        let api_env = self.env.var(ENV_API_REGION);
+        let api = if let Some(u) = api_env {
+            parse_base_url(ENV_API_REGION, &u, None)?
+        } else if let Some(u) = &g.api_url {
+            parse_base_url("genesys.api_url", u.get_ref(), self.line(u))?
+        } else {
+            let (region, line) = match (self.env.var(ENV_REGION), &g.region) {
+                (Some(r), _) => (r, None),
+                (None, Some(r)) => (r.get_ref().clone(), self.line(r)),
+                (None, None) => {
+                    return Err(ConfigError::new(
+                        "genesys.region",
+                        "is missing",
+                        format!(
+                            "set genesys.region (e.g. \"us-east-1\" or \"mypurecloud.ie\"), \
+                             the {ENV_REGION} environment variable, or genesys.api_url"
+                        ),
+                    ));
+                }
+            };
+            let domain = region_domain(&region).ok_or_else(|| {
+                let known: Vec<&str> = REGIONS.iter().map(|(r, _)| *r).collect();
+                ConfigError::new(
+                    "genesys.region",
+                    format!("unknown region `{region}`"),
+                    format!(
+                        "use a region name ({}) or your org's domain such as \"mypurecloud.com\"",
+                        known.join(", ")
+                    ),
+                )
+                .at(line)
+            })?;
+            parse_base_url("genesys.region", &format!("https://api.{domain}"), line)?
+        };
+        let login = match &g.login_url {
+            Some(u) => parse_base_url("genesys.login_url", u.get_ref(), self.line(u))?,
+            None => derive_login_url(&api),
+        };
+        Ok((api, login))
+    }
+
+    fn secret(&self, g: &RawGenesys) -> Result<SecretString, ConfigError> {
+        if let Some(s) = self.env.var(ENV_CLIENT_SECRET) {
+            return Ok(SecretString::from(s.trim().to_owned()));
+        }
+        let (path, key, line) = if let Some(p) = &g.client_secret_file {
+            (p.get_ref().clone(), "genesys.client_secret_file", self.line(p))
+        } else if let Some(dir) = self.env.var(ENV_CREDENTIALS_DIRECTORY) {
+            (Path::new(&dir).join("client-secret"), ENV_CREDENTIALS_DIRECTORY, None)
+        } else {
+            return Err(ConfigError::new(
+                "genesys.client_secret_file",
+                "no client secret was provided",
+                format!(
+                    "set the {ENV_CLIENT_SECRET} environment variable, point genesys.client_secret_file at a file \
+                     holding the secret, or use systemd LoadCredential=client-secret:PATH"
+                ),
+            ));
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                key,
+                format!("cannot read the secret file {}: {}", path.display(), e.kind()),
+                "make the file exist and be readable by the daemon's user",
+            )
+            .at(line)
+        })?;
+        let secret = text.trim();
+        if secret.is_empty() {
+            return Err(ConfigError::new(
+                key,
+                format!("the secret file {} is empty", path.display()),
+                "write the OAuth client secret into it",
+            )
+            .at(line));
+        }
+        Ok(SecretString::from(secret.to_owned()))
+    }
+
+    fn table(&self, raw: Option<RawTable>) -> Result<(TableRef, KeyBy), ConfigError> {
+        let Some(t) = raw else {
+            return Err(ConfigError::new(
+                "table",
+                "the [table] section is missing",
+                "add [table] with name = \"QueueAgentCounts\" (or id = \"...\") and key = \"name\" or \"id\"",
+            ));
+        };
+        let table = match (&t.name, &t.id) {
+            (Some(_), Some(id)) => {
+                return Err(ConfigError::new(
+                    "table.id",
+                    "both table.name and table.id are set",
+                    "keep only one of them",
+                )
+                .at(self.line(id)));
+            }
+            (Some(n), None) if !n.get_ref().trim().is_empty() => {
+                TableRef::Name(n.get_ref().trim().to_owned())
+            }
+            (None, Some(id)) if !id.get_ref().trim().is_empty() => {
+                TableRef::Id(id.get_ref().trim().to_owned())
+            }
+            (n, id) => {
+                return Err(ConfigError::new(
+                    "table.name",
+                    "no table is named",
+                    "set table.name to the data table's name (e.g. \"QueueAgentCounts\") or table.id to its id",
+                )
+                .at(n.as_ref().or(id.as_ref()).and_then(|s| self.line(s))));
+            }
+        };
+        let key_by = match t.key.as_ref().map(|k| (k.get_ref().as_str(), k)) {
+            None | Some(("name", _)) => KeyBy::Name,
+            Some(("id", _)) => KeyBy::Id,
+            Some((other, k)) => {
+                return Err(ConfigError::new(
+                    "table.key",
+                    format!("`{other}` is not a row key kind"),
+                    "use key = \"name\" (rows keyed by queue name) or key = \"id\" (by queue id)",
+                )
+                .at(self.line(k)));
+            }
+        };
+        Ok((table, key_by))
+    }
+
+    fn queues(&self, q: RawQueues) -> Result<(Vec<String>, Vec<String>, Duration), ConfigError> {
+        let mut names = Vec::new();
+        for n in &q.names {
+            let name = n.get_ref().trim();
+            if name.is_empty() {
+                return Err(ConfigError::new(
+                    "queues.names",
+                    "contains an empty name",
+                    "remove the empty entry",
+                )
+                .at(self.line(n)));
+            }
+            if !names.iter().any(|x: &String| x == name) {
+                names.push(name.to_owned());
+            }
+        }
+        let mut ids = Vec::new();
+        for i in &q.ids {
+            let id = i.get_ref().trim();
+            if id.is_empty() || id.contains(['/', '?', '#', ' ']) {
+                return Err(ConfigError::new(
+                    "queues.ids",
+                    format!("`{id}` is not a queue id"),
+                    "use queue ids as shown in the queue's URL in Genesys Cloud admin (a UUID)",
+                )
+                .at(self.line(i)));
+            }
+            if !ids.iter().any(|x: &String| x == id) {
+                ids.push(id.to_owned());
+            }
+        }
+        if names.is_empty() && ids.is_empty() {
+            return Err(ConfigError::new(
+                "queues.names",
+                "no queues are configured",
+                "list queue names in queues.names = [\"Sales\"] and/or queue ids in queues.ids",
+            ));
+        }
+        if names.len() + ids.len() > 5000 {
+            return Err(ConfigError::new(
+                "queues.names",
+                format!("{} queues are configured", names.len() + ids.len()),
+                "a data table holds at most 5,000 rows: configure at most 5,000 queues",
+            ));
+        }
+        let resolve_every = match &q.resolve_every {
+            None => Duration::from_secs(600),
+            Some(s) => self.duration("queues.resolve_every", s, Duration::from_secs(60))?,
+        };
+        Ok((names, ids, resolve_every))
+    }
+
+    fn duration(&self, key: &str, s: &Spanned<String>, min: Duration) -> Result<Duration, ConfigError> {
+        let d = humantime::parse_duration(s.get_ref().trim()).map_err(|e| {
+            ConfigError::new(
+                key,
+                format!("`{}` is not a duration: {e}", s.get_ref()),
+                "write a duration such as \"10s\", \"5m\" or \"1h\"",
+            )
+            .at(self.line(s))
+        })?;
+        if d < min {
+            return Err(ConfigError::new(
+                key,
+                format!("`{}` is too short", s.get_ref()),
+                format!("use at least {}", humantime::format_duration(min)),
+            )
+            .at(self.line(s)));
+        }
+        Ok(d)
+    }
+
+    fn int_in(&self, key: &str, v: &Spanned<i64>, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let n = *v.get_ref();
+        if (min..=max).contains(&n) {
+            Ok(n)
+        } else {
+            Err(ConfigError::new(
+                key,
+                format!("{n} is out of range"),
+                format!("use a whole number from {min} to {max}"),
+            )
+            .at(self.line(v)))
+        }
+    }
+}
+
+/// Maps a region name (`us-east-1`, `us_east_1`) or a bare domain to the domain.
+pub fn region_domain(region: &str) -> Option<String> {
+    let r = region.trim().to_ascii_lowercase().replace('_', "-");
+    if let Some((_, d)) = REGIONS.iter().find(|(name, _)| *name == r) {
+        return Some((*d).to_owned());
+    }
+    let looks_like_domain = r.contains('.')
+        && r.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    looks_like_domain.then_some(r)
+}
+
+/// Builds the login base from the API base: `api.X` → `login.X`, else the same host.
+pub fn derive_login_url(api: &Url) -> Url {
+    let mut login = api.clone();
+    if let Some(host) = api.host_str() {
+        if let Some(rest) = host.strip_prefix("api.") {
+            // set_host only fails for cannot-be-a-base URLs, which parse_base_url rejects.
+            if login.set_host(Some(&format!("login.{rest}"))).is_err() {
+                return api.clone();
+            }
+        }
+    }
+    login
+}
+
+/// Parses a base URL, enforcing https except for loopback hosts.
+pub fn parse_base_url(key: &str, s: &str, line: Option<usize>) -> Result<Url, ConfigError> {
+    let s = s.trim();
+    let url = Url::parse(s).map_err(|e| {
+        ConfigError::new(
+            key,
+            format!("`{s}` is not a URL: {e}"),
+            "write a full URL such as \"https://api.mypurecloud.com\"",
+        )
+        .at(line)
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(ConfigError::new(
+                key,
+                format!("`{s}` uses plain http to a non-loopback host"),
+                "use https:// (plain http is accepted only for 127.0.0.0/8, ::1 and localhost)",
+            )
+            .at(line));
+        }
+        other => {
+            return Err(ConfigError::new(
+                key,
+                format!("unsupported scheme `{other}`"),
+                "use an https:// URL",
+            )
+            .at(line));
+        }
+    }
+    if url.host_str().is_none() || url.cannot_be_a_base() {
+        return Err(ConfigError::new(key, format!("`{s}` has no host"), "write a full URL").at(line));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(ConfigError::new(
+            key,
+            format!("`{s}` carries a query, fragment or user info"),
+            "give only scheme, host and optional port",
+        )
+        .at(line));
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const BASE: &str = r#"
+[genesys]
+region = "us-east-1"
+client_id = "abc"
+
+[table]
+name = "QueueAgentCounts"
+
+[queues]
+names = ["Sales", "Support"]
+"#;
+
+    fn with_secret() -> BTreeMap<String, String> {
+        env(&[(ENV_CLIENT_SECRET, "s3cret")])
+    }
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let c = parse(BASE, &with_secret()).unwrap();
+        assert_eq!(c.api_url.as_str(), "https://api.mypurecloud.com/");
+        assert_eq!(c.login_url.as_str(), "https://login.mypurecloud.com/");
+        assert_eq!(c.client_secret.expose_secret(), "s3cret");
+        assert_eq!(c.table, TableRef::Name("QueueAgentCounts".into()));
+        assert_eq!(c.key_by, KeyBy::Name);
+        assert_eq!(c.schedule.period, Duration::from_secs(60));
+        assert_eq!(c.requests_per_minute, 240);
+        assert_eq!(c.resolve_every, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn region_names_and_domains_map_like_the_sdks() {
+        assert_eq!(region_domain("us_west_2").as_deref(), Some("usw2.pure.cloud"));
+        assert_eq!(region_domain("EU-WEST-1").as_deref(), Some("mypurecloud.ie"));
+        assert_eq!(region_domain("mypurecloud.de").as_deref(), Some("mypurecloud.de"));
+        assert_eq!(region_domain("atlantis-1"), None);
+    }
+
+    #[test]
+    fn env_overrides_file_values() {
+        let e = env(&[
+            (ENV_CLIENT_SECRET, "x"),
+            (ENV_CLIENT_ID, "from-env"),
+            (ENV_API_REGION, "http://127.0.0.1:9999"),
+        ]);
+        let c = parse(BASE, &e).unwrap();
+        assert_eq!(c.client_id, "from-env");
+        assert_eq!(c.api_url.as_str(), "http://127.0.0.1:9999/");
+        assert_eq!(c.login_url.as_str(), "http://127.0.0.1:9999/");
+        let c = parse(BASE, &env(&[(ENV_CLIENT_SECRET, "x"), (ENV_REGION, "eu_central_1")])).unwrap();
+        assert_eq!(c.api_url.as_str(), "https://api.mypurecloud.de/");
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in ["http://127.0.0.5:1", "http://[::1]:8080", "http://localhost:3"] {
+            assert!(parse_base_url("k", ok, None).is_ok(), "{ok}");
+        }
+        let err = parse_base_url("genesys.api_url", "http://api.mypurecloud.com", Some(3)).unwrap_err();
+        assert_eq!(err.key, "genesys.api_url");
+        assert!(err.to_string().contains("line 3"), "{err}");
+        assert!(err.fix.contains("https://"), "{err}");
+        assert!(parse_base_url("k", "http://10.0.0.1", None).is_err());
+    }
+
+    #[test]
+    fn inline_secret_is_refused_with_pointer_to_alternatives() {
+        let text = BASE.replace("client_id = \"abc\"", "client_id = \"abc\"\nclient_secret = \"hunter2\"");
+        let err = parse(&text, &with_secret()).unwrap_err();
+        assert_eq!(err.key, "genesys.client_secret");
+        assert_eq!(err.line, Some(5));
+        assert!(err.fix.contains(ENV_CLIENT_SECRET));
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn secret_from_credentials_directory() {
+        let dir = std::env::temp_dir().join(format!("gqs-cred-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("client-secret"), "from-systemd\n").unwrap();
+        let e = env(&[(ENV_CREDENTIALS_DIRECTORY, dir.to_str().unwrap())]);
+        let c = parse(BASE, &e).unwrap();
+        assert_eq!(c.client_secret.expose_secret(), "from-systemd");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn missing_secret_names_all_three_sources() {
+        let err = parse(BASE, &env(&[])).unwrap_err();
+        assert!(err.fix.contains(ENV_CLIENT_SECRET) && err.fix.contains("LoadCredential"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let cases: &[(&str, &str, &str, usize)] = &[
+            ("region = \"us-east-1\"", "region = \"mars-1\"", "genesys.region", 3),
+            ("name = \"QueueAgentCounts\"", "name = \"Q\"\nkey = \"email\"", "table.key", 8),
+            ("names = [\"Sales\", \"Support\"]", "names = [\"Sales\"]\nresolve_every = \"soon\"", "queues.resolve_every", 11),
+            ("[queues]", "[schedule]\ncron = \"* * *\"\n[queues]", "schedule.cron", 10),
+            ("client_id = \"abc\"", "client_id = \"abc\"\nregion_typo = 1", "region_typo", 5),
+        ];
+        for (from, to, key, line) in cases {
+            let err = parse(&BASE.replace(from, to), &with_secret()).unwrap_err();
+            assert_eq!(&err.key, key, "{err}");
+            assert_eq!(err.line, Some(*line), "{err}");
+            assert!(!err.fix.is_empty());
+        }
+    }
+
+    #[test]
+    fn cron_period_is_the_longest_gap() {
+        assert_eq!(Schedule::parse("0 * * * * *").unwrap().period, Duration::from_secs(60));
+        assert_eq!(Schedule::parse("*/15 * * * * *").unwrap().period, Duration::from_secs(15));
+        assert_eq!(Schedule::parse("0 0,10 * * * *").unwrap().period, Duration::from_secs(50 * 60));
+        assert!(Schedule::parse("0 * * * *").is_err(), "5 fields must be refused");
+    }
+
+    #[test]
+    fn too_frequent_schedule_is_refused() {
+        let text = BASE.replace("[queues]", "[schedule]\ncron = \"* * * * * *\"\n[queues]");
+        assert_eq!(parse(&text, &with_secret()).unwrap_err().key, "schedule.cron");
+    }
+
+    #[test]
+    fn secret_never_in_debug() {
+        let c = parse(BASE, &with_secret()).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

@@ -3,11 +3,13 @@
 //! on every interaction.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod cycle;
 pub mod demo;
 pub mod genesys;
 pub mod health;
+pub mod metrics;
 pub mod schedule;
 pub mod sim;
 pub mod telemetry;

@@ -1,3 +1,22 @@
-fn main() {
-    println!("Hello, world!");
+//! Thin entry point: parse arguments, start logging, dispatch, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use genesys_queue_sync::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = genesys_queue_sync::telemetry::init(cli.log_format, cli.log_level.as_deref()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    ExitCode::from(runtime.block_on(genesys_queue_sync::commands::dispatch(cli)))
 }

@@ -1,1 +1,437 @@
-//! TODO
+//! The Genesys Cloud client: one HTTP client, one token, one request budget.
+//!
+//! Every API call goes through [`Client::send`]: budget limiter → bearer token
+//! (single-flight renewal) → send with timeout → classify. Retries live here and only
+//! here, so endpoint modules stay plain request/response code.
+
+pub mod auth;
+pub mod datatable;
+pub mod limiter;
+pub mod observations;
+pub mod queues;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use reqwest::{Method, StatusCode, header};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use auth::{AuthError, TokenSource};
+use limiter::Limiter;
+
+/// Response bodies larger than this are refused: no endpoint we use legitimately
+/// returns more (a 500-row page of a 50-column table is well under it).
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// How the pipeline retries; tests shrink the delays.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Longest Retry-After the client will sit through inside one call.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why an API call failed, for callers that branch on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{endpoint}: 401 Unauthorized even with a fresh token: the OAuth client may be revoked or lack a role")]
+    Unauthorized { endpoint: &'static str },
+    #[error("{endpoint}: {status} {code}: {message}")]
+    Status {
+        endpoint: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{endpoint}: still rate limited (429) after {attempts} attempts")]
+    RateLimited { endpoint: &'static str, attempts: u32 },
+    #[error("{endpoint}: {message}")]
+    Transport { endpoint: &'static str, message: String },
+    #[error("{endpoint}: unexpected response: {message}")]
+    Decode { endpoint: &'static str, message: String },
+    #[error("cancelled by shutdown")]
+    Cancelled,
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// The Genesys error body (ErrorBody in the API spec); every field optional.
+#[derive(Debug, Default, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// One API request to make; the body is JSON.
+pub struct Request<'a> {
+    pub endpoint: &'static str,
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(&'a str, String)>,
+    pub body: Option<serde_json::Value>,
+}
+
+impl<'a> Request<'a> {
+    pub fn get(endpoint: &'static str, path: impl Into<String>) -> Self {
+        Self {
+            endpoint,
+            method: Method::GET,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn with_body(endpoint: &'static str, method: Method, path: impl Into<String>, body: serde_json::Value) -> Self {
+        Self {
+            endpoint,
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: Some(body),
+        }
+    }
+
+    pub fn query(mut self, key: &'a str, value: impl Into<String>) -> Self {
+        self.query.push((key, value.into()));
+        self
+    }
+}
+
+/// The shared client; clone it freely.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    api: Url,
+    auth: TokenSource,
+    limiter: Limiter,
+    retry: RetryPolicy,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+}
+
+impl Client {
+    pub fn new(cfg: &Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        Self::with_policy(cfg, metrics, shutdown, RetryPolicy::default())
+    }
+
+    pub fn with_policy(
+        cfg: &Config,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+        retry: RetryPolicy,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("genesys-queue-sync/", env!("CARGO_PKG_VERSION")))
+            .timeout(cfg.request_timeout)
+            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(50))
+            // Redirects could carry the bearer token elsewhere; the API never redirects.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let auth = TokenSource::new(
+            http.clone(),
+            &cfg.login_url,
+            cfg.client_id.clone(),
+            cfg.client_secret.clone(),
+            metrics.clone(),
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                api: cfg.api_url.clone(),
+                auth,
+                limiter: Limiter::per_minute(cfg.requests_per_minute),
+                retry,
+                metrics,
+                shutdown,
+            }),
+        })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn limiter(&self) -> &Limiter {
+        &self.inner.limiter
+    }
+
+    pub fn auth(&self) -> &TokenSource {
+        &self.inner.auth
+    }
+
+    /// Sends a request and decodes the JSON answer.
+    pub async fn send_json<T: serde::de::DeserializeOwned>(&self, req: Request<'_>) -> Result<T, ApiError> {
+        let endpoint = req.endpoint;
+        let bytes = self.send(req).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+            endpoint,
+            message: e.to_string(),
+        })
+    }
+
+    /// Sends a request through the pipeline and returns the raw body of a 2xx answer.
+    pub async fn send(&self, req: Request<'_>) -> Result<Vec<u8>, ApiError> {
+        let inner = &self.inner;
+        let endpoint = req.endpoint;
+        let url = self.url(&req.path)?;
+        let mut attempt = 0;
+        let mut renewed_after_401 = false;
+        loop {
+            attempt += 1;
+            self.cancellable(inner.limiter.acquire()).await?;
+            let token = self.cancellable(inner.auth.token()).await??;
+            let mut builder = inner
+                .http
+                .request(req.method.clone(), url.clone())
+                .header(header::AUTHORIZATION, format!("Bearer {}", token.expose_secret()))
+                .header(header::ACCEPT, "application/json");
+            if !req.query.is_empty() {
+                builder = builder.query(&req.query);
+            }
+            if let Some(body) = &req.body {
+                builder = builder.json(body);
+            }
+            let result = self.cancellable(builder.send()).await?;
+            let retry_in = match result {
+                Err(e) => {
+                    inner.metrics.api_request(endpoint, 0);
+                    let message = describe_transport(&e);
+                    if attempt >= inner.retry.max_attempts {
+                        return Err(ApiError::Transport { endpoint, message });
+                    }
+                    tracing::debug!(endpoint, attempt, error = %message, "request failed, will retry");
+                    self.backoff(attempt)
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    inner.metrics.api_request(endpoint, status.as_u16());
+                    inner.limiter.observe_headers(resp.headers());
+                    if status.is_success() {
+                        return self.read_body(endpoint, resp).await;
+                    }
+                    match status {
+                        StatusCode::UNAUTHORIZED if !renewed_after_401 => {
+                            // The token may have been revoked or expired early: renew once.
+                            renewed_after_401 = true;
+                            inner.auth.invalidate(&token).await;
+                            attempt -= 1;
+                            tracing::info!(endpoint, "401 on an API call, renewing the token once");
+                            continue;
+                        }
+                        StatusCode::UNAUTHORIZED => return Err(ApiError::Unauthorized { endpoint }),
+                        StatusCode::TOO_MANY_REQUESTS => {
+                            inner.metrics.rate_limited.inc();
+                            let wait = retry_after(resp.headers()).unwrap_or(Duration::from_secs(3));
+                            if attempt >= inner.retry.max_attempts || wait > inner.retry.max_retry_after {
+                                return Err(ApiError::RateLimited {
+                                    endpoint,
+                                    attempts: attempt,
+                                });
+                            }
+                            // Never earlier than Retry-After; jitter only adds.
+                            let jitter = Duration::from_millis(rand::rng().random_range(0..250));
+                            tracing::warn!(
+                                endpoint,
+                                retry_after_s = wait.as_secs_f64(),
+                                "rate limited (429), waiting as told"
+                            );
+                            inner.metrics.retry_after_waited.inc_by((wait + jitter).as_secs_f64());
+                            inner.limiter.pause_for(wait);
+                            wait + jitter
+                        }
+                        s if s.is_server_error() && attempt < inner.retry.max_attempts => {
+                            tracing::debug!(endpoint, attempt, status = s.as_u16(), "server error, will retry");
+                            self.backoff(attempt)
+                        }
+                        _ => return Err(self.status_error(endpoint, resp).await),
+                    }
+                }
+            };
+            self.cancellable(tokio::time::sleep(retry_in)).await?;
+        }
+    }
+
+    fn url(&self, path: &str) -> Result<Url, ApiError> {
+        // Paths are built by the endpoint modules with segments already encoded.
+        let base = self.inner.api.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}{path}")).map_err(|e| ApiError::Decode {
+            endpoint: "url",
+            message: e.to_string(),
+        })
+    }
+
+    /// Full-jitter exponential backoff.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let p = &self.inner.retry;
+        let cap = p
+            .base_delay
+            .saturating_mul(1 << attempt.min(16).saturating_sub(1))
+            .min(p.max_delay);
+        let ms = cap.as_millis().max(1) as u64;
+        Duration::from_millis(rand::rng().random_range(0..=ms))
+    }
+
+    async fn cancellable<F: Future>(&self, f: F) -> Result<F::Output, ApiError> {
+        tokio::select! {
+            biased;
+            () = self.inner.shutdown.cancelled() => Err(ApiError::Cancelled),
+            out = f => Ok(out),
+        }
+    }
+
+    async fn read_body(&self, endpoint: &'static str, mut resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
+        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(ApiError::Decode {
+                endpoint,
+                message: format!("body larger than {MAX_BODY} bytes"),
+            });
+        }
+        let mut body = Vec::new();
+        loop {
+            let chunk = self
+                .cancellable(resp.chunk())
+                .await?
+                .map_err(|e| ApiError::Transport {
+                    endpoint,
+                    message: describe_transport(&e),
+                })?;
+            let Some(chunk) = chunk else { break };
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(ApiError::Decode {
+                    endpoint,
+                    message: format!("body larger than {MAX_BODY} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    async fn status_error(&self, endpoint: &'static str, resp: reqwest::Response) -> ApiError {
+        let status = resp.status().as_u16();
+        let body = self.read_body(endpoint, resp).await.unwrap_or_default();
+        let parsed: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
+        ApiError::Status {
+            endpoint,
+            status,
+            code: parsed.code.unwrap_or_else(|| "error".to_owned()),
+            message: parsed
+                .message
+                .map(|m| truncate(&m, 300))
+                .unwrap_or_else(|| truncate(&String::from_utf8_lossy(&body), 300)),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// A transport error without the URL (which reqwest includes) to keep messages short.
+pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "connection dropped while reading the answer"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
+}
+
+/// Retry-After in seconds (the form Genesys sends); HTTP dates are not used by Genesys.
+pub fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let secs: f64 = v.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+/// Percent-encodes one path segment (a row key may hold `/`, `%`, `#`, spaces, anything).
+pub fn encode_segment(s: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_fully_encoded() {
+        assert_eq!(encode_segment("a b/c%d#e?ü"), "a%20b%2Fc%25d%23e%3F%C3%BC");
+        assert_eq!(encode_segment("Sales-EU_1.x~"), "Sales-EU_1.x~");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds() {
+        let mut h = header::HeaderMap::new();
+        h.insert(header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_char_boundaries() {
+        let s = "ü".repeat(400);
+        let t = truncate(&s, 301);
+        assert!(t.ends_with('…'));
+    }
+}

@@ -1,0 +1,443 @@
+//! The commands: `run`, `once`, `check`, `table`, and dispatch with exit codes.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::cli::{Cli, Command, TableCommand};
+use crate::config::{self, Config, ConfigError, ProcessEnv, TableRef};
+use crate::cycle::{self, CycleReport, Syncer};
+use crate::genesys::datatable::{self, COLUMNS};
+use crate::genesys::observations::MAX_QUEUES_PER_QUERY;
+use crate::genesys::{Client, RetryPolicy};
+use crate::health::{self, Health};
+use crate::metrics::Metrics;
+use crate::schedule::{self, Exit, Grace};
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const CONFIG: u8 = 2;
+    pub const STALLED: u8 = 3;
+}
+
+/// Called after every cycle (the demo draws the table from it).
+pub type CycleHook = Arc<dyn Fn(&CycleReport) + Send + Sync>;
+
+/// The outside world `run` needs, passed in so tests and the demo can supply their own.
+pub struct RunOptions {
+    pub shutdown: CancellationToken,
+    /// A bound health listener; when None, `cfg.http_listen` is bound.
+    pub listener: Option<TcpListener>,
+    pub retry: RetryPolicy,
+    pub on_cycle: Option<CycleHook>,
+    pub grace: Grace,
+}
+
+impl RunOptions {
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Self {
+            shutdown,
+            listener: None,
+            retry: RetryPolicy::default(),
+            on_cycle: None,
+            grace: Grace::default(),
+        }
+    }
+}
+
+pub async fn dispatch(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Run(c) => with_config(&c.config, |cfg| async move {
+            match run(cfg, RunOptions::new(shutdown_on_signals())).await {
+                Ok(Exit::Shutdown) => exit::OK,
+                Ok(Exit::Stalled(_)) => exit::STALLED,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    exit::FAILURE
+                }
+            }
+        })
+        .await,
+        Command::Once { config, dry_run } => {
+            with_config(&config.config, |cfg| async move { once(cfg, dry_run, shutdown_on_signals()).await }).await
+        }
+        Command::Check(c) => check(&c.config).await,
+        Command::Demo { cycles, every } => match crate::demo::run(cycles, every, shutdown_on_signals()).await {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("demo failed: {e:#}");
+                exit::FAILURE
+            }
+        },
+        Command::Table(TableCommand::Schema) => match serde_json::to_string_pretty(&datatable::schema_json()) {
+            Ok(s) => {
+                println!("{s}");
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit::FAILURE
+            }
+        },
+        Command::Table(TableCommand::Create(c)) => with_config(&c.config, table_create).await,
+    }
+}
+
+async fn with_config<F, Fut>(path: &Path, f: F) -> u8
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = u8>,
+{
+    match config::load(path, &ProcessEnv) {
+        Ok(cfg) => f(cfg).await,
+        Err(e) => {
+            report_config_error(path, &e);
+            exit::CONFIG
+        }
+    }
+}
+
+fn report_config_error(path: &Path, e: &ConfigError) {
+    eprintln!("error in {}: {e}", path.display());
+}
+
+/// Cancels the returned token on SIGTERM or SIGINT.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        tracing::info!("stop signal received");
+        t.cancel();
+    });
+    token
+}
+
+/// The daemon: health listener, then a cycle now and on every cron tick until shutdown.
+pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
+    let cfg = Arc::new(cfg);
+    let metrics = Metrics::new();
+    let health = Health::new(cfg.schedule.period, metrics.clone());
+    let stop_aux = CancellationToken::new();
+
+    let listener = match (opts.listener, cfg.http_listen) {
+        (Some(l), _) => Some(l),
+        (None, Some(addr)) => Some(
+            health::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (http.listen): {e}"))?,
+        ),
+        (None, None) => None,
+    };
+    if let Some(l) = listener {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(%addr, "health and metrics listening (/healthz, /readyz, /metrics)");
+        }
+        let (h, s) = (health.clone(), stop_aux.clone());
+        tokio::spawn(async move {
+            if let Err(e) = health::serve(l, h, s).await {
+                tracing::error!(error = %e, "health listener failed");
+            }
+        });
+    }
+    tokio::spawn(health::watchdog(health.clone(), stop_aux.clone()));
+
+    let abandon = CancellationToken::new();
+    let client = Client::with_policy(&cfg, metrics, abandon.clone(), opts.retry)?;
+    let syncer = Arc::new(Mutex::new(Syncer::new(client, cfg.clone(), health.clone())));
+    let (mut sched, ticks) = schedule::cron_ticks(&cfg.schedule.cron).await?;
+    tracing::info!(
+        api = %cfg.api_url,
+        table = %cfg.table,
+        queues = cfg.queue_names.len() + cfg.queue_ids.len(),
+        schedule = %cfg.schedule.cron,
+        "genesys-queue-sync running"
+    );
+    health::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running, first cycle")]);
+
+    let counter = Arc::new(AtomicU64::new(0));
+    let hook = opts.on_cycle.clone();
+    let exit = schedule::drive(
+        ticks,
+        health.clone(),
+        move || {
+            let syncer = syncer.clone();
+            let hook = hook.clone();
+            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+            async move {
+                let report = syncer.lock().await.run_cycle(false).await;
+                log_report(&report);
+                if let Some(h) = hook {
+                    h(&report);
+                }
+            }
+            .instrument(tracing::info_span!("cycle", n))
+        },
+        opts.shutdown,
+        abandon,
+        opts.grace,
+    )
+    .await;
+    health::notify(&[sd_notify::NotifyState::Stopping]);
+    stop_aux.cancel();
+    if let Err(e) = sched.shutdown().await {
+        tracing::debug!(error = %e, "cron scheduler shutdown");
+    }
+    tracing::info!(?exit, "genesys-queue-sync stopped");
+    Ok(exit)
+}
+
+fn log_report(r: &CycleReport) {
+    if let Some(e) = &r.error {
+        tracing::error!(duration_ms = r.duration.as_millis() as u64, "cycle failed: {e}");
+        return;
+    }
+    let failed: Vec<&str> = r.failed.iter().map(|(q, _)| q.as_str()).collect();
+    if failed.is_empty() {
+        tracing::info!(
+            observed = r.observed.len(),
+            written = r.written,
+            duration_ms = r.duration.as_millis() as u64,
+            "cycle done"
+        );
+    } else {
+        tracing::warn!(
+            observed = r.observed.len(),
+            written = r.written,
+            failed = failed.len(),
+            failed_queues = %failed.join(", "),
+            duration_ms = r.duration.as_millis() as u64,
+            "cycle done with failures"
+        );
+    }
+}
+
+/// One cycle, printed as a table. Exit 0 only when every queue was observed (and written).
+pub async fn once(cfg: Config, dry_run: bool, shutdown: CancellationToken) -> u8 {
+    let cfg = Arc::new(cfg);
+    let metrics = Metrics::new();
+    let health = Health::new(cfg.schedule.period, metrics.clone());
+    let client = match Client::new(&cfg, metrics, shutdown) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::FAILURE;
+        }
+    };
+    let mut syncer = Syncer::new(client, cfg, health);
+    let report = syncer.run_cycle(dry_run).await;
+    print!("{}", render_report(&report));
+    if report.outcome() == "ok" { exit::OK } else { exit::FAILURE }
+}
+
+/// The human table `once` prints.
+pub fn render_report(r: &CycleReport) -> String {
+    let mut out = String::new();
+    let width = r.observed.iter().map(|(t, _)| t.key.chars().count()).max().unwrap_or(5).max(5);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>6} {:>7} {:>5} {:>11} {:>7}  UpdatedAt",
+        "queue", "Online", "OnQueue", "Idle", "Interacting", "Waiting"
+    );
+    let at = r
+        .started
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    for (t, c) in &r.observed {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>6} {:>7} {:>5} {:>11} {:>7}  {at}",
+            t.key, c.online, c.on_queue, c.idle, c.interacting, c.waiting
+        );
+    }
+    for (q, why) in &r.failed {
+        let _ = writeln!(out, "✗ {q}: {why}");
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "✗ {e}");
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        if r.dry_run {
+            format!("dry run: {} queues read, nothing written", r.observed.len())
+        } else {
+            format!("{} rows written, {} failed, {} ms", r.written, r.failed.len(), r.duration.as_millis())
+        }
+    );
+    out
+}
+
+/// One line per check with ✓/✗ and a fix; exit 0 only if all pass.
+pub async fn check(path: &Path) -> u8 {
+    let mut ok = true;
+    let mut line = |pass: bool, what: &str, detail: &str| {
+        ok &= pass;
+        println!("{} {what}: {detail}", if pass { "✓" } else { "✗" });
+    };
+    let cfg = match config::load(path, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            line(false, "config", &e.to_string());
+            return exit::CONFIG;
+        }
+    };
+    line(
+        true,
+        "config",
+        &format!(
+            "{} is valid (API {}, table {}, {} configured queues, schedule \"{}\")",
+            path.display(),
+            cfg.api_url,
+            cfg.table,
+            cfg.queue_names.len() + cfg.queue_ids.len(),
+            cfg.schedule.cron
+        ),
+    );
+    let client = match Client::new(&cfg, Metrics::new(), CancellationToken::new()) {
+        Ok(c) => c,
+        Err(e) => {
+            line(false, "client", &format!("{e:#}"));
+            return exit::FAILURE;
+        }
+    };
+    match client.auth().token().await {
+        Ok(_) => line(true, "login", &format!("token obtained from {}", cfg.login_url)),
+        Err(e) => {
+            line(false, "login", &e.to_string());
+            return exit::FAILURE;
+        }
+    }
+    match cycle::resolve(&client, &cfg).await {
+        Ok(targets) => {
+            for name in &cfg.queue_names {
+                match targets.iter().find(|t| &t.name == name || t.name.eq_ignore_ascii_case(name)) {
+                    Some(t) => line(true, &format!("queue \"{name}\""), &format!("id {}", t.id)),
+                    None => line(
+                        false,
+                        &format!("queue \"{name}\""),
+                        "not found; fix: use the exact name from Admin > Contact Center > Queues",
+                    ),
+                }
+            }
+            for id in &cfg.queue_ids {
+                match targets.iter().find(|t| &t.id == id) {
+                    Some(t) => line(true, &format!("queue id {id}"), &format!("\"{}\"", t.name)),
+                    None => line(false, &format!("queue id {id}"), "not found; fix: check the id in queues.ids"),
+                }
+            }
+        }
+        Err(e) => line(false, "queues", &format!("{e}; fix: the OAuth client's role needs routing:queue:view")),
+    }
+    let table = match &cfg.table {
+        TableRef::Name(n) => datatable::find_by_name(&client, n).await,
+        TableRef::Id(id) => datatable::get(&client, id).await,
+    };
+    match table {
+        Ok(Some(t)) => {
+            line(true, &format!("table {}", cfg.table), &format!("found (id {})", t.id));
+            let problems = datatable::check_schema(&t);
+            if problems.is_empty() {
+                line(true, "schema", &format!("all {} columns present with the right types", COLUMNS.len()));
+            }
+            for p in problems {
+                line(false, "schema", &p.to_string());
+            }
+        }
+        Ok(None) => line(
+            false,
+            &format!("table {}", cfg.table),
+            "not found; fix: run `genesys-queue-sync table create`, apply deploy/terraform, or create it in Architect",
+        ),
+        Err(e) => line(
+            false,
+            &format!("table {}", cfg.table),
+            &format!("{e}; fix: the OAuth client's role needs architect:datatable:view"),
+        ),
+    }
+    let n = (cfg.queue_names.len() + cfg.queue_ids.len()) as u64;
+    let per_cycle = n.div_ceil(MAX_QUEUES_PER_QUERY as u64) + n;
+    let per_minute = per_cycle * 60 / cfg.schedule.period.as_secs().max(1);
+    let fits = per_minute <= u64::from(cfg.requests_per_minute);
+    line(
+        fits,
+        "budget",
+        &if fits {
+            format!("about {per_minute} requests/minute at most, within limits.requests_per_minute = {}", cfg.requests_per_minute)
+        } else {
+            format!(
+                "up to {per_minute} requests/minute needed but limits.requests_per_minute = {}; fix: fewer queues or a longer schedule",
+                cfg.requests_per_minute
+            )
+        },
+    );
+    if ok { exit::OK } else { exit::FAILURE }
+}
+
+async fn table_create(cfg: Config) -> u8 {
+    let client = match Client::new(&cfg, Metrics::new(), shutdown_on_signals()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::FAILURE;
+        }
+    };
+    let existing = match &cfg.table {
+        TableRef::Name(n) => datatable::find_by_name(&client, n).await,
+        TableRef::Id(id) => datatable::get(&client, id).await,
+    };
+    let result = match (existing, &cfg.table) {
+        (Err(e), _) => Err(e.to_string()),
+        (Ok(None), TableRef::Id(id)) => Err(format!("no table with id {id}; set table.name to create one by name")),
+        (Ok(None), TableRef::Name(n)) => datatable::create_table(&client, n)
+            .await
+            .map(|t| format!("created table \"{}\" (id {}) with columns {}", t.name, t.id, column_list()))
+            .map_err(|e| e.to_string()),
+        (Ok(Some(t)), _) => {
+            let wrong: Vec<String> = datatable::check_schema(&t)
+                .into_iter()
+                .filter(|p| matches!(p, datatable::SchemaProblem::WrongType { .. }))
+                .map(|p| p.to_string())
+                .collect();
+            match datatable::add_missing_columns(&client, &t).await {
+                Ok(added) if added.is_empty() => Ok(format!("table \"{}\" already has every column", t.name)),
+                Ok(added) => Ok(format!("table \"{}\": added columns {}", t.name, added.join(", "))),
+                Err(e) => Err(e.to_string()),
+            }
+            .and_then(|msg| if wrong.is_empty() { Ok(msg) } else { Err(format!("{msg}; but {}", wrong.join("; "))) })
+        }
+    };
+    match result {
+        Ok(msg) => {
+            println!("✓ {msg}");
+            exit::OK
+        }
+        Err(e) => {
+            println!("✗ {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+fn column_list() -> String {
+    COLUMNS.iter().map(|(c, t)| format!("{c} ({})", t.as_str())).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,397 @@
+//! Architect data tables (`/api/v2/flows/datatables`): finding the table, checking its
+//! schema, and writing rows.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, Client, Request, encode_segment};
+
+const TABLES: &str = "datatables";
+const ROWS: &str = "datatable_rows";
+const ROW: &str = "datatable_row";
+const ROWS_PAGE_SIZE: u32 = 500;
+const MAX_PAGES: u32 = 100;
+
+/// Column types a data table supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+}
+
+impl ColumnType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Integer => "integer",
+            Self::Number => "number",
+            Self::Boolean => "boolean",
+        }
+    }
+}
+
+/// The columns the daemon writes, in display order (`key` first).
+pub const COLUMNS: &[(&str, ColumnType)] = &[
+    ("key", ColumnType::String),
+    ("Online", ColumnType::Integer),
+    ("OnQueue", ColumnType::Integer),
+    ("Idle", ColumnType::Integer),
+    ("Interacting", ColumnType::Integer),
+    ("Waiting", ColumnType::Integer),
+    ("UpdatedAt", ColumnType::String),
+];
+
+/// A data table as the API describes it.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub id: String,
+    pub name: String,
+    /// Column name → JSON type as declared in the schema.
+    pub columns: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawTable {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    schema: Option<RawSchema>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawSchema {
+    #[serde(default)]
+    properties: Map<String, Value>,
+}
+
+impl From<RawTable> for Table {
+    fn from(t: RawTable) -> Self {
+        let columns = t
+            .schema
+            .map(|s| {
+                s.properties
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let ty = v.get("type").and_then(Value::as_str).unwrap_or("?").to_owned();
+                        (k, ty)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            id: t.id,
+            name: t.name,
+            columns,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Listing<T> {
+    #[serde(default = "Vec::new")]
+    entities: Vec<T>,
+    #[serde(default)]
+    page_count: Option<u32>,
+}
+
+/// One way a table's schema does not fit what the daemon writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaProblem {
+    Missing { column: &'static str, ty: ColumnType },
+    WrongType { column: &'static str, want: ColumnType, have: String },
+}
+
+impl fmt::Display for SchemaProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing { column, ty } => write!(
+                f,
+                "column `{column}` is missing: add it as {} (Architect > Data Tables, or `genesys-queue-sync table create`)",
+                ty.as_str()
+            ),
+            Self::WrongType { column, want, have } => write!(
+                f,
+                "column `{column}` is {have} but must be {}: columns cannot be retyped, so recreate the table",
+                want.as_str()
+            ),
+        }
+    }
+}
+
+/// What is wrong with `table`'s schema for the daemon's columns; empty when it fits.
+pub fn check_schema(table: &Table) -> Vec<SchemaProblem> {
+    COLUMNS
+        .iter()
+        .filter_map(|&(column, ty)| match table.columns.get(column) {
+            None => Some(SchemaProblem::Missing { column, ty }),
+            Some(have) if have != ty.as_str() => Some(SchemaProblem::WrongType {
+                column,
+                want: ty,
+                have: have.clone(),
+            }),
+            Some(_) => None,
+        })
+        .collect()
+}
+
+/// The draft-04 JSON schema for a table holding the daemon's columns.
+pub fn schema_json() -> Value {
+    let mut props = Map::new();
+    for (i, &(column, ty)) in COLUMNS.iter().enumerate() {
+        let mut p = json!({
+            "title": column,
+            "type": ty.as_str(),
+            "$id": format!("/properties/{column}"),
+            "displayOrder": i,
+        });
+        if column == "key" {
+            p["minLength"] = json!(1);
+            p["maxLength"] = json!(256);
+        }
+        props.insert(column.to_owned(), p);
+    }
+    json!({
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "type": "object",
+        "required": ["key"],
+        "additionalProperties": false,
+        "properties": props,
+    })
+}
+
+/// The table called `name` (names are unique per org, compared case-insensitively).
+pub async fn find_by_name(client: &Client, name: &str) -> Result<Option<Table>, ApiError> {
+    let mut page = 1;
+    loop {
+        let req = Request::get(TABLES, "/api/v2/flows/datatables")
+            .query("name", name.to_owned())
+            .query("expand", "schema")
+            .query("pageSize", "100")
+            .query("pageNumber", page.to_string());
+        let listing: Listing<RawTable> = client.send_json(req).await?;
+        if let Some(t) = listing.entities.iter().position(|t| t.name.eq_ignore_ascii_case(name)) {
+            return Ok(listing.entities.into_iter().nth(t).map(Table::from));
+        }
+        if listing.entities.is_empty() || listing.page_count.is_none_or(|pc| page >= pc) || page >= MAX_PAGES {
+            return Ok(None);
+        }
+        page += 1;
+    }
+}
+
+/// The table with `id`, or None if it does not exist.
+pub async fn get(client: &Client, id: &str) -> Result<Option<Table>, ApiError> {
+    let req = Request::get(TABLES, format!("/api/v2/flows/datatables/{}", encode_segment(id))).query("expand", "schema");
+    match client.send_json::<RawTable>(req).await {
+        Ok(t) => Ok(Some(t.into())),
+        Err(e) if e.status() == Some(404) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every row key in the table.
+pub async fn list_keys(client: &Client, table_id: &str) -> Result<HashSet<String>, ApiError> {
+    let mut keys = HashSet::new();
+    for row in list_rows(client, table_id, true).await? {
+        if let Some(k) = row.get("key").and_then(Value::as_str) {
+            keys.insert(k.to_owned());
+        }
+    }
+    Ok(keys)
+}
+
+/// Every row (or, with `brief`, every `{"key": ...}`), all pages.
+pub async fn list_rows(client: &Client, table_id: &str, brief: bool) -> Result<Vec<Map<String, Value>>, ApiError> {
+    let mut out = Vec::new();
+    let mut page = 1;
+    loop {
+        let req = Request::get(ROWS, format!("/api/v2/flows/datatables/{}/rows", encode_segment(table_id)))
+            .query("pageSize", ROWS_PAGE_SIZE.to_string())
+            .query("pageNumber", page.to_string())
+            .query("showbrief", brief.to_string());
+        let listing: Listing<Map<String, Value>> = client.send_json(req).await?;
+        let got = listing.entities.len();
+        out.extend(listing.entities);
+        let more = match listing.page_count {
+            Some(pc) => page < pc,
+            None => got as u32 >= ROWS_PAGE_SIZE,
+        };
+        if !more || got == 0 || page >= MAX_PAGES {
+            return Ok(out);
+        }
+        page += 1;
+    }
+}
+
+/// Why a row write failed, for the create/update dance.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error("row already exists")]
+    Exists,
+    #[error("row does not exist")]
+    Missing,
+    #[error(transparent)]
+    Api(ApiError),
+}
+
+impl From<ApiError> for RowError {
+    fn from(e: ApiError) -> Self {
+        match e.status() {
+            Some(409) => Self::Exists,
+            _ => Self::Api(e),
+        }
+    }
+}
+
+/// POST a new row.
+pub async fn create_row(client: &Client, table_id: &str, row: &Map<String, Value>) -> Result<(), RowError> {
+    let req = Request::with_body(
+        ROW,
+        Method::POST,
+        format!("/api/v2/flows/datatables/{}/rows", encode_segment(table_id)),
+        Value::Object(row.clone()),
+    );
+    client.send(req).await.map(drop).map_err(RowError::from)
+}
+
+/// PUT over an existing row.
+pub async fn update_row(client: &Client, table_id: &str, key: &str, row: &Map<String, Value>) -> Result<(), RowError> {
+    let req = Request::with_body(
+        ROW,
+        Method::PUT,
+        format!(
+            "/api/v2/flows/datatables/{}/rows/{}",
+            encode_segment(table_id),
+            encode_segment(key)
+        ),
+        Value::Object(row.clone()),
+    );
+    match client.send(req).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.status() == Some(404) => Err(RowError::Missing),
+        Err(e) => Err(RowError::Api(e)),
+    }
+}
+
+/// Writes a row whether or not it exists, resolving races either way:
+/// PUT that finds no row becomes a POST, POST that finds one becomes a PUT.
+/// Returns whether the row exists afterwards (it always does on Ok).
+pub async fn upsert_row(
+    client: &Client,
+    table_id: &str,
+    key: &str,
+    row: &Map<String, Value>,
+    believed_to_exist: bool,
+) -> Result<(), ApiError> {
+    let first = if believed_to_exist {
+        update_row(client, table_id, key, row).await
+    } else {
+        create_row(client, table_id, row).await
+    };
+    let second = match first {
+        Ok(()) => return Ok(()),
+        Err(RowError::Api(e)) => return Err(e),
+        Err(RowError::Missing) => create_row(client, table_id, row).await,
+        Err(RowError::Exists) => update_row(client, table_id, key, row).await,
+    };
+    match second {
+        Ok(()) => Ok(()),
+        Err(RowError::Api(e)) => Err(e),
+        Err(other) => Err(ApiError::Status {
+            endpoint: ROW,
+            status: 409,
+            code: "row.race".into(),
+            message: format!("row `{key}` kept changing between create and update: {other}"),
+        }),
+    }
+}
+
+/// Creates a table with the daemon's schema.
+pub async fn create_table(client: &Client, name: &str) -> Result<Table, ApiError> {
+    let body = json!({"name": name, "description": "Queue agent counts written by genesys-queue-sync", "schema": schema_json()});
+    let req = Request::with_body(TABLES, Method::POST, "/api/v2/flows/datatables", body);
+    let t: RawTable = client.send_json(req).await?;
+    Ok(t.into())
+}
+
+/// Adds the daemon's missing columns to an existing table, keeping everything it has.
+pub async fn add_missing_columns(client: &Client, table: &Table) -> Result<Vec<&'static str>, ApiError> {
+    let req = Request::get(TABLES, format!("/api/v2/flows/datatables/{}", encode_segment(&table.id))).query("expand", "schema");
+    let mut current: Value = client.send_json(req).await?;
+    let wanted = schema_json();
+    let mut added = Vec::new();
+    let Some(props) = current.pointer_mut("/schema/properties").and_then(Value::as_object_mut) else {
+        return Err(ApiError::Decode {
+            endpoint: TABLES,
+            message: "table has no schema.properties".into(),
+        });
+    };
+    let next_order = props.len();
+    for (i, &(column, _)) in COLUMNS.iter().enumerate() {
+        if !props.contains_key(column) {
+            let mut p = wanted["properties"][column].clone();
+            p["displayOrder"] = json!(next_order + i);
+            props.insert(column.to_owned(), p);
+            added.push(column);
+        }
+    }
+    if added.is_empty() {
+        return Ok(added);
+    }
+    let req = Request::with_body(
+        TABLES,
+        Method::PUT,
+        format!("/api/v2/flows/datatables/{}", encode_segment(&table.id)),
+        current,
+    );
+    client.send(req).await?;
+    Ok(added)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn table(cols: &[(&str, &str)]) -> Table {
+        Table {
+            id: "t".into(),
+            name: "T".into(),
+            columns: cols.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn schema_check_names_missing_and_mistyped_columns() {
+        let t = table(&[
+            ("key", "string"),
+            ("Online", "integer"),
+            ("OnQueue", "string"),
+            ("Idle", "integer"),
+            ("Interacting", "integer"),
+            ("UpdatedAt", "string"),
+            ("Extra", "boolean"),
+        ]);
+        let p = check_schema(&t);
+        assert_eq!(p.len(), 2);
+        assert!(p[0].to_string().contains("`OnQueue` is string but must be integer"));
+        assert!(p[1].to_string().contains("`Waiting` is missing"));
+    }
+
+    #[test]
+    fn generated_schema_fits_itself() {
+        let s = schema_json();
+        assert_eq!(s["required"], json!(["key"]));
+        assert_eq!(s["additionalProperties"], json!(false));
+        let t: Table = serde_json::from_value::<RawTable>(json!({"id": "x", "name": "n", "schema": s})).unwrap().into();
+        assert!(check_schema(&t).is_empty());
+    }
+}
