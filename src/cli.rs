@@ -16,7 +16,13 @@ use crate::telemetry::LogFormat;
 pub struct Cli {
     /// Log format: text for people, json for log collectors; auto picks text on a
     /// terminal or under journald, json otherwise.
-    #[arg(long, global = true, value_enum, default_value = "auto", env = "GENESYS_QUEUE_SYNC_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "GENESYS_QUEUE_SYNC_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
 
     /// Log level or filter (error, warn, info, debug, trace, or a RUST_LOG-style filter).
@@ -31,7 +37,12 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct ConfigArg {
     /// Path of the TOML configuration file.
-    #[arg(long, short = 'c', env = "GENESYS_QUEUE_SYNC_CONFIG", default_value = "/etc/genesys-queue-sync/config.toml")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "GENESYS_QUEUE_SYNC_CONFIG",
+        default_value = "/etc/genesys-queue-sync/config.toml"
+    )]
     pub config: PathBuf,
 }
 

@@ -55,38 +55,47 @@ impl RunOptions {
 
 pub async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
-        Command::Run(c) => with_config(&c.config, |cfg| async move {
-            match run(cfg, RunOptions::new(shutdown_on_signals())).await {
-                Ok(Exit::Shutdown) => exit::OK,
-                Ok(Exit::Stalled(_)) => exit::STALLED,
+        Command::Run(c) => {
+            with_config(&c.config, |cfg| async move {
+                match run(cfg, RunOptions::new(shutdown_on_signals())).await {
+                    Ok(Exit::Shutdown) => exit::OK,
+                    Ok(Exit::Stalled(_)) => exit::STALLED,
+                    Err(e) => {
+                        tracing::error!("{e:#}");
+                        exit::FAILURE
+                    }
+                }
+            })
+            .await
+        }
+        Command::Once { config, dry_run } => {
+            with_config(&config.config, |cfg| async move {
+                once(cfg, dry_run, shutdown_on_signals()).await
+            })
+            .await
+        }
+        Command::Check(c) => check(&c.config).await,
+        Command::Demo { cycles, every } => {
+            match crate::demo::run(cycles, every, shutdown_on_signals()).await {
+                Ok(()) => exit::OK,
                 Err(e) => {
-                    tracing::error!("{e:#}");
+                    eprintln!("demo failed: {e:#}");
                     exit::FAILURE
                 }
             }
-        })
-        .await,
-        Command::Once { config, dry_run } => {
-            with_config(&config.config, |cfg| async move { once(cfg, dry_run, shutdown_on_signals()).await }).await
         }
-        Command::Check(c) => check(&c.config).await,
-        Command::Demo { cycles, every } => match crate::demo::run(cycles, every, shutdown_on_signals()).await {
-            Ok(()) => exit::OK,
-            Err(e) => {
-                eprintln!("demo failed: {e:#}");
-                exit::FAILURE
+        Command::Table(TableCommand::Schema) => {
+            match serde_json::to_string_pretty(&datatable::schema_json()) {
+                Ok(s) => {
+                    println!("{s}");
+                    exit::OK
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::FAILURE
+                }
             }
-        },
-        Command::Table(TableCommand::Schema) => match serde_json::to_string_pretty(&datatable::schema_json()) {
-            Ok(s) => {
-                println!("{s}");
-                exit::OK
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                exit::FAILURE
-            }
-        },
+        }
         Command::Table(TableCommand::Create(c)) => with_config(&c.config, table_create).await,
     }
 }
@@ -172,7 +181,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
         schedule = %cfg.schedule.cron,
         "genesys-queue-sync running"
     );
-    health::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running, first cycle")]);
+    health::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("running, first cycle"),
+    ]);
 
     let counter = Arc::new(AtomicU64::new(0));
     let hook = opts.on_cycle.clone();
@@ -208,7 +220,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
 
 fn log_report(r: &CycleReport) {
     if let Some(e) = &r.error {
-        tracing::error!(duration_ms = r.duration.as_millis() as u64, "cycle failed: {e}");
+        tracing::error!(
+            duration_ms = r.duration.as_millis() as u64,
+            "cycle failed: {e}"
+        );
         return;
     }
     let failed: Vec<&str> = r.failed.iter().map(|(q, _)| q.as_str()).collect();
@@ -246,13 +261,23 @@ pub async fn once(cfg: Config, dry_run: bool, shutdown: CancellationToken) -> u8
     let mut syncer = Syncer::new(client, cfg, health);
     let report = syncer.run_cycle(dry_run).await;
     print!("{}", render_report(&report));
-    if report.outcome() == "ok" { exit::OK } else { exit::FAILURE }
+    if report.outcome() == "ok" {
+        exit::OK
+    } else {
+        exit::FAILURE
+    }
 }
 
 /// The human table `once` prints.
 pub fn render_report(r: &CycleReport) -> String {
     let mut out = String::new();
-    let width = r.observed.iter().map(|(t, _)| t.key.chars().count()).max().unwrap_or(5).max(5);
+    let width = r
+        .observed
+        .iter()
+        .map(|(t, _)| t.key.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let _ = writeln!(
         out,
         "{:<width$}  {:>6} {:>7} {:>5} {:>11} {:>7}  UpdatedAt",
@@ -281,7 +306,12 @@ pub fn render_report(r: &CycleReport) -> String {
         if r.dry_run {
             format!("dry run: {} queues read, nothing written", r.observed.len())
         } else {
-            format!("{} rows written, {} failed, {} ms", r.written, r.failed.len(), r.duration.as_millis())
+            format!(
+                "{} rows written, {} failed, {} ms",
+                r.written,
+                r.failed.len(),
+                r.duration.as_millis()
+            )
         }
     );
     out
@@ -321,7 +351,11 @@ pub async fn check(path: &Path) -> u8 {
         }
     };
     match client.auth().token().await {
-        Ok(_) => line(true, "login", &format!("token obtained from {}", cfg.login_url)),
+        Ok(_) => line(
+            true,
+            "login",
+            &format!("token obtained from {}", cfg.login_url),
+        ),
         Err(e) => {
             line(false, "login", &e.to_string());
             return exit::FAILURE;
@@ -330,7 +364,10 @@ pub async fn check(path: &Path) -> u8 {
     match cycle::resolve(&client, &cfg).await {
         Ok(targets) => {
             for name in &cfg.queue_names {
-                match targets.iter().find(|t| &t.name == name || t.name.eq_ignore_ascii_case(name)) {
+                match targets
+                    .iter()
+                    .find(|t| &t.name == name || t.name.eq_ignore_ascii_case(name))
+                {
                     Some(t) => line(true, &format!("queue \"{name}\""), &format!("id {}", t.id)),
                     None => line(
                         false,
@@ -342,11 +379,19 @@ pub async fn check(path: &Path) -> u8 {
             for id in &cfg.queue_ids {
                 match targets.iter().find(|t| &t.id == id) {
                     Some(t) => line(true, &format!("queue id {id}"), &format!("\"{}\"", t.name)),
-                    None => line(false, &format!("queue id {id}"), "not found; fix: check the id in queues.ids"),
+                    None => line(
+                        false,
+                        &format!("queue id {id}"),
+                        "not found; fix: check the id in queues.ids",
+                    ),
                 }
             }
         }
-        Err(e) => line(false, "queues", &format!("{e}; fix: the OAuth client's role needs routing:queue:view")),
+        Err(e) => line(
+            false,
+            "queues",
+            &format!("{e}; fix: the OAuth client's role needs routing:queue:view"),
+        ),
     }
     let table = match &cfg.table {
         TableRef::Name(n) => datatable::find_by_name(&client, n).await,
@@ -354,10 +399,18 @@ pub async fn check(path: &Path) -> u8 {
     };
     match table {
         Ok(Some(t)) => {
-            line(true, &format!("table {}", cfg.table), &format!("found (id {})", t.id));
+            line(
+                true,
+                &format!("table {}", cfg.table),
+                &format!("found (id {})", t.id),
+            );
             let problems = datatable::check_schema(&t);
             if problems.is_empty() {
-                line(true, "schema", &format!("all {} columns present with the right types", COLUMNS.len()));
+                line(
+                    true,
+                    "schema",
+                    &format!("all {} columns present with the right types", COLUMNS.len()),
+                );
             }
             for p in problems {
                 line(false, "schema", &p.to_string());
@@ -382,7 +435,10 @@ pub async fn check(path: &Path) -> u8 {
         fits,
         "budget",
         &if fits {
-            format!("about {per_minute} requests/minute at most, within limits.requests_per_minute = {}", cfg.requests_per_minute)
+            format!(
+                "about {per_minute} requests/minute at most, within limits.requests_per_minute = {}",
+                cfg.requests_per_minute
+            )
         } else {
             format!(
                 "up to {per_minute} requests/minute needed but limits.requests_per_minute = {}; fix: fewer queues or a longer schedule",
@@ -407,10 +463,19 @@ async fn table_create(cfg: Config) -> u8 {
     };
     let result = match (existing, &cfg.table) {
         (Err(e), _) => Err(e.to_string()),
-        (Ok(None), TableRef::Id(id)) => Err(format!("no table with id {id}; set table.name to create one by name")),
+        (Ok(None), TableRef::Id(id)) => Err(format!(
+            "no table with id {id}; set table.name to create one by name"
+        )),
         (Ok(None), TableRef::Name(n)) => datatable::create_table(&client, n)
             .await
-            .map(|t| format!("created table \"{}\" (id {}) with columns {}", t.name, t.id, column_list()))
+            .map(|t| {
+                format!(
+                    "created table \"{}\" (id {}) with columns {}",
+                    t.name,
+                    t.id,
+                    column_list()
+                )
+            })
             .map_err(|e| e.to_string()),
         (Ok(Some(t)), _) => {
             let wrong: Vec<String> = datatable::check_schema(&t)
@@ -419,11 +484,23 @@ async fn table_create(cfg: Config) -> u8 {
                 .map(|p| p.to_string())
                 .collect();
             match datatable::add_missing_columns(&client, &t).await {
-                Ok(added) if added.is_empty() => Ok(format!("table \"{}\" already has every column", t.name)),
-                Ok(added) => Ok(format!("table \"{}\": added columns {}", t.name, added.join(", "))),
+                Ok(added) if added.is_empty() => {
+                    Ok(format!("table \"{}\" already has every column", t.name))
+                }
+                Ok(added) => Ok(format!(
+                    "table \"{}\": added columns {}",
+                    t.name,
+                    added.join(", ")
+                )),
                 Err(e) => Err(e.to_string()),
             }
-            .and_then(|msg| if wrong.is_empty() { Ok(msg) } else { Err(format!("{msg}; but {}", wrong.join("; "))) })
+            .and_then(|msg| {
+                if wrong.is_empty() {
+                    Ok(msg)
+                } else {
+                    Err(format!("{msg}; but {}", wrong.join("; ")))
+                }
+            })
         }
     };
     match result {
@@ -439,5 +516,9 @@ async fn table_create(cfg: Config) -> u8 {
 }
 
 fn column_list() -> String {
-    COLUMNS.iter().map(|(c, t)| format!("{c} ({})", t.as_str())).collect::<Vec<_>>().join(", ")
+    COLUMNS
+        .iter()
+        .map(|(c, t)| format!("{c} ({})", t.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -186,7 +186,7 @@ impl Schedule {
             .dom_and_dow(true)
             .build()
             .parse(expr)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string().trim_end_matches('.').to_owned())?;
         let mut ticks = cron.iter_after(Utc::now()).take(2000);
         let Some(mut prev) = ticks.next() else {
             return Err("the expression never fires".into());
@@ -377,7 +377,10 @@ impl Validator<'_> {
         if schedule.period < Duration::from_secs(10) {
             return Err(ConfigError::new(
                 "schedule.cron",
-                format!("fires every {}s, too often for the API budget", schedule.period.as_secs()),
+                format!(
+                    "fires every {}s, too often for the API budget",
+                    schedule.period.as_secs()
+                ),
                 "run at most every 10 seconds; once a minute (\"0 * * * * *\") is the usual choice",
             )
             .at(raw.schedule.cron.as_ref().and_then(|c| self.line(c))));
@@ -469,9 +472,17 @@ impl Validator<'_> {
             return Ok(SecretString::from(s.trim().to_owned()));
         }
         let (path, key, line) = if let Some(p) = &g.client_secret_file {
-            (p.get_ref().clone(), "genesys.client_secret_file", self.line(p))
+            (
+                p.get_ref().clone(),
+                "genesys.client_secret_file",
+                self.line(p),
+            )
         } else if let Some(dir) = self.env.var(ENV_CREDENTIALS_DIRECTORY) {
-            (Path::new(&dir).join("client-secret"), ENV_CREDENTIALS_DIRECTORY, None)
+            (
+                Path::new(&dir).join("client-secret"),
+                ENV_CREDENTIALS_DIRECTORY,
+                None,
+            )
         } else {
             return Err(ConfigError::new(
                 "genesys.client_secret_file",
@@ -485,7 +496,11 @@ impl Validator<'_> {
         let text = std::fs::read_to_string(&path).map_err(|e| {
             ConfigError::new(
                 key,
-                format!("cannot read the secret file {}: {}", path.display(), e.kind()),
+                format!(
+                    "cannot read the secret file {}: {}",
+                    path.display(),
+                    e.kind()
+                ),
                 "make the file exist and be readable by the daemon's user",
             )
             .at(line)
@@ -601,7 +616,12 @@ impl Validator<'_> {
         Ok((names, ids, resolve_every))
     }
 
-    fn duration(&self, key: &str, s: &Spanned<String>, min: Duration) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        key: &str,
+        s: &Spanned<String>,
+        min: Duration,
+    ) -> Result<Duration, ConfigError> {
         let d = humantime::parse_duration(s.get_ref().trim()).map_err(|e| {
             ConfigError::new(
                 key,
@@ -695,7 +715,9 @@ pub fn parse_base_url(key: &str, s: &str, line: Option<usize>) -> Result<Url, Co
         }
     }
     if url.host_str().is_none() || url.cannot_be_a_base() {
-        return Err(ConfigError::new(key, format!("`{s}` has no host"), "write a full URL").at(line));
+        return Err(
+            ConfigError::new(key, format!("`{s}` has no host"), "write a full URL").at(line),
+        );
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
         return Err(ConfigError::new(
@@ -724,7 +746,10 @@ mod tests {
     use secrecy::ExposeSecret;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     const BASE: &str = r#"
@@ -758,9 +783,18 @@ names = ["Sales", "Support"]
 
     #[test]
     fn region_names_and_domains_map_like_the_sdks() {
-        assert_eq!(region_domain("us_west_2").as_deref(), Some("usw2.pure.cloud"));
-        assert_eq!(region_domain("EU-WEST-1").as_deref(), Some("mypurecloud.ie"));
-        assert_eq!(region_domain("mypurecloud.de").as_deref(), Some("mypurecloud.de"));
+        assert_eq!(
+            region_domain("us_west_2").as_deref(),
+            Some("usw2.pure.cloud")
+        );
+        assert_eq!(
+            region_domain("EU-WEST-1").as_deref(),
+            Some("mypurecloud.ie")
+        );
+        assert_eq!(
+            region_domain("mypurecloud.de").as_deref(),
+            Some("mypurecloud.de")
+        );
         assert_eq!(region_domain("atlantis-1"), None);
     }
 
@@ -775,16 +809,25 @@ names = ["Sales", "Support"]
         assert_eq!(c.client_id, "from-env");
         assert_eq!(c.api_url.as_str(), "http://127.0.0.1:9999/");
         assert_eq!(c.login_url.as_str(), "http://127.0.0.1:9999/");
-        let c = parse(BASE, &env(&[(ENV_CLIENT_SECRET, "x"), (ENV_REGION, "eu_central_1")])).unwrap();
+        let c = parse(
+            BASE,
+            &env(&[(ENV_CLIENT_SECRET, "x"), (ENV_REGION, "eu_central_1")]),
+        )
+        .unwrap();
         assert_eq!(c.api_url.as_str(), "https://api.mypurecloud.de/");
     }
 
     #[test]
     fn plain_http_only_to_loopback() {
-        for ok in ["http://127.0.0.5:1", "http://[::1]:8080", "http://localhost:3"] {
+        for ok in [
+            "http://127.0.0.5:1",
+            "http://[::1]:8080",
+            "http://localhost:3",
+        ] {
             assert!(parse_base_url("k", ok, None).is_ok(), "{ok}");
         }
-        let err = parse_base_url("genesys.api_url", "http://api.mypurecloud.com", Some(3)).unwrap_err();
+        let err =
+            parse_base_url("genesys.api_url", "http://api.mypurecloud.com", Some(3)).unwrap_err();
         assert_eq!(err.key, "genesys.api_url");
         assert!(err.to_string().contains("line 3"), "{err}");
         assert!(err.fix.contains("https://"), "{err}");
@@ -793,7 +836,10 @@ names = ["Sales", "Support"]
 
     #[test]
     fn inline_secret_is_refused_with_pointer_to_alternatives() {
-        let text = BASE.replace("client_id = \"abc\"", "client_id = \"abc\"\nclient_secret = \"hunter2\"");
+        let text = BASE.replace(
+            "client_id = \"abc\"",
+            "client_id = \"abc\"\nclient_secret = \"hunter2\"",
+        );
         let err = parse(&text, &with_secret()).unwrap_err();
         assert_eq!(err.key, "genesys.client_secret");
         assert_eq!(err.line, Some(5));
@@ -815,17 +861,45 @@ names = ["Sales", "Support"]
     #[test]
     fn missing_secret_names_all_three_sources() {
         let err = parse(BASE, &env(&[])).unwrap_err();
-        assert!(err.fix.contains(ENV_CLIENT_SECRET) && err.fix.contains("LoadCredential"), "{err}");
+        assert!(
+            err.fix.contains(ENV_CLIENT_SECRET) && err.fix.contains("LoadCredential"),
+            "{err}"
+        );
     }
 
     #[test]
     fn errors_name_key_and_line() {
         let cases: &[(&str, &str, &str, usize)] = &[
-            ("region = \"us-east-1\"", "region = \"mars-1\"", "genesys.region", 3),
-            ("name = \"QueueAgentCounts\"", "name = \"Q\"\nkey = \"email\"", "table.key", 8),
-            ("names = [\"Sales\", \"Support\"]", "names = [\"Sales\"]\nresolve_every = \"soon\"", "queues.resolve_every", 11),
-            ("[queues]", "[schedule]\ncron = \"* * *\"\n[queues]", "schedule.cron", 10),
-            ("client_id = \"abc\"", "client_id = \"abc\"\nregion_typo = 1", "region_typo", 5),
+            (
+                "region = \"us-east-1\"",
+                "region = \"mars-1\"",
+                "genesys.region",
+                3,
+            ),
+            (
+                "name = \"QueueAgentCounts\"",
+                "name = \"Q\"\nkey = \"email\"",
+                "table.key",
+                8,
+            ),
+            (
+                "names = [\"Sales\", \"Support\"]",
+                "names = [\"Sales\"]\nresolve_every = \"soon\"",
+                "queues.resolve_every",
+                11,
+            ),
+            (
+                "[queues]",
+                "[schedule]\ncron = \"* * *\"\n[queues]",
+                "schedule.cron",
+                10,
+            ),
+            (
+                "client_id = \"abc\"",
+                "client_id = \"abc\"\nregion_typo = 1",
+                "region_typo",
+                5,
+            ),
         ];
         for (from, to, key, line) in cases {
             let err = parse(&BASE.replace(from, to), &with_secret()).unwrap_err();
@@ -837,16 +911,31 @@ names = ["Sales", "Support"]
 
     #[test]
     fn cron_period_is_the_longest_gap() {
-        assert_eq!(Schedule::parse("0 * * * * *").unwrap().period, Duration::from_secs(60));
-        assert_eq!(Schedule::parse("*/15 * * * * *").unwrap().period, Duration::from_secs(15));
-        assert_eq!(Schedule::parse("0 0,10 * * * *").unwrap().period, Duration::from_secs(50 * 60));
-        assert!(Schedule::parse("0 * * * *").is_err(), "5 fields must be refused");
+        assert_eq!(
+            Schedule::parse("0 * * * * *").unwrap().period,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            Schedule::parse("*/15 * * * * *").unwrap().period,
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            Schedule::parse("0 0,10 * * * *").unwrap().period,
+            Duration::from_secs(50 * 60)
+        );
+        assert!(
+            Schedule::parse("0 * * * *").is_err(),
+            "5 fields must be refused"
+        );
     }
 
     #[test]
     fn too_frequent_schedule_is_refused() {
         let text = BASE.replace("[queues]", "[schedule]\ncron = \"* * * * * *\"\n[queues]");
-        assert_eq!(parse(&text, &with_secret()).unwrap_err().key, "schedule.cron");
+        assert_eq!(
+            parse(&text, &with_secret()).unwrap_err().key,
+            "schedule.cron"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub struct Target {
 }
 
 /// What a cycle did, for logs, `once`, metrics and health.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct CycleReport {
     pub started: Option<DateTime<Utc>>,
     pub duration: Duration,
@@ -79,7 +79,10 @@ pub fn row_for(key: &str, c: &QueueCounts, at: DateTime<Utc>) -> Map<String, Val
     row.insert("Idle".into(), json!(c.idle));
     row.insert("Interacting".into(), json!(c.interacting));
     row.insert("Waiting".into(), json!(c.waiting));
-    row.insert("UpdatedAt".into(), json!(at.to_rfc3339_opts(SecondsFormat::Secs, true)));
+    row.insert(
+        "UpdatedAt".into(),
+        json!(at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
     row
 }
 
@@ -148,7 +151,11 @@ impl Syncer {
         self.health.set_logged_in(logged_in.is_ok());
         logged_in.map_err(ApiError::from)?;
 
-        let table_id = if dry_run { None } else { Some(self.ensure_table().await?) };
+        let table_id = if dry_run {
+            None
+        } else {
+            Some(self.ensure_table().await?)
+        };
         self.ensure_targets().await?;
         if self.targets.is_empty() {
             return Err(CycleError::NoQueues);
@@ -168,7 +175,9 @@ impl Syncer {
                     tracing::warn!(error = %e, queues = batch.len(), "observation query failed; those queues keep their old rows");
                     for id in batch {
                         failed_ids.insert(id);
-                        report.failed.push((self.label(id), format!("observation failed: {e}")));
+                        report
+                            .failed
+                            .push((self.label(id), format!("observation failed: {e}")));
                     }
                 }
             }
@@ -182,13 +191,17 @@ impl Syncer {
                 }
                 None if !failed_ids.contains(t.id.as_str()) => {
                     tracing::warn!(queue = %t.name, id = %t.id, "queue missing from the observation answer (deleted or not visible?); its row is left as it was");
-                    report.failed.push((t.name.clone(), "not in the observation answer".into()));
+                    report
+                        .failed
+                        .push((t.name.clone(), "not in the observation answer".into()));
                     self.resolve_requested = true;
                 }
                 None => {}
             }
         }
-        let Some(table_id) = table_id else { return Ok(()) };
+        let Some(table_id) = table_id else {
+            return Ok(());
+        };
         self.write_rows(&table_id, rows, report).await
     }
 
@@ -239,7 +252,11 @@ impl Syncer {
         match resolve(&self.client, &self.cfg).await {
             Ok(targets) => {
                 if self.resolved_at.is_some() && targets != self.targets {
-                    tracing::info!(before = self.targets.len(), after = targets.len(), "queue selection changed");
+                    tracing::info!(
+                        before = self.targets.len(),
+                        after = targets.len(),
+                        "queue selection changed"
+                    );
                 }
                 self.targets = targets;
                 self.resolved_at = Some(Instant::now());
@@ -299,13 +316,16 @@ impl Syncer {
             let sem = sem.clone();
             tasks.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                let res = datatable::upsert_row(&client, &table_id, &target.key, &row, exists).await;
+                let res =
+                    datatable::upsert_row(&client, &table_id, &target.key, &row, exists).await;
                 (target, counts, res)
             });
         }
         let mut table_gone = false;
         while let Some(joined) = tasks.join_next().await {
-            let Ok((target, counts, res)) = joined else { continue };
+            let Ok((target, counts, res)) = joined else {
+                continue;
+            };
             match res {
                 Ok(()) => {
                     report.written += 1;
@@ -324,7 +344,9 @@ impl Syncer {
                         table_gone = true;
                     }
                     tracing::warn!(queue = %target.name, error = %e, "row write failed");
-                    report.failed.push((target.name.clone(), format!("write failed: {e}")));
+                    report
+                        .failed
+                        .push((target.name.clone(), format!("write failed: {e}")));
                 }
             }
         }
@@ -342,18 +364,35 @@ impl Syncer {
     }
 }
 
+/// Up to this many names are looked up one request each; more are matched against one
+/// paged listing of all queues (100 per page), which is cheaper for long lists.
+const NAMES_PER_LOOKUP_LIMIT: usize = 5;
+
 /// Resolves the configured queue names and ids into targets.
 pub async fn resolve(client: &Client, cfg: &Config) -> Result<Vec<Target>, ApiError> {
     let mut targets: Vec<Target> = Vec::new();
     let mut seen = HashSet::new();
-    for name in &cfg.queue_names {
-        match queues::find_by_name(client, name).await? {
+    let resolved: Vec<(String, Option<queues::Queue>)> =
+        if cfg.queue_names.len() > NAMES_PER_LOOKUP_LIMIT {
+            let all = queues::list_all(client).await?;
+            queues::match_names(&all, cfg.queue_names.iter().map(String::as_str))
+        } else {
+            let mut v = Vec::new();
+            for name in &cfg.queue_names {
+                v.push((name.clone(), queues::find_by_name(client, name).await?));
+            }
+            v
+        };
+    for (name, found) in resolved {
+        match found {
             Some(q) => {
                 if seen.insert(q.id.clone()) {
                     targets.push(target(cfg.key_by, q.id, q.name));
                 }
             }
-            None => tracing::warn!(queue = %name, "no queue with this name exists in Genesys Cloud; check queues.names"),
+            None => {
+                tracing::warn!(queue = %name, "no queue with this name exists in Genesys Cloud; check queues.names")
+            }
         }
     }
     if !cfg.queue_ids.is_empty() {
@@ -369,7 +408,9 @@ pub async fn resolve(client: &Client, cfg: &Config) -> Result<Vec<Target>, ApiEr
                         targets.push(target(cfg.key_by, id.clone(), name.clone()));
                     }
                 }
-                None => tracing::warn!(queue_id = %id, "no queue with this id exists in Genesys Cloud; check queues.ids"),
+                None => {
+                    tracing::warn!(queue_id = %id, "no queue with this id exists in Genesys Cloud; check queues.ids")
+                }
             }
         }
     }
@@ -405,7 +446,10 @@ mod tests {
 
     #[test]
     fn rows_carry_every_column_and_a_z_timestamp() {
-        let at = Utc.with_ymd_and_hms(2026, 11, 29, 4, 5, 6).single().unwrap_or_default();
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 29, 4, 5, 6)
+            .single()
+            .unwrap_or_default();
         let c = QueueCounts {
             online: 5,
             on_queue: 4,

@@ -15,7 +15,12 @@ use crate::config::{Config, KeyBy, Schedule, TableRef, parse_base_url};
 use crate::genesys::datatable::COLUMNS;
 use crate::sim::{FieldType, RoutingStatus, Sim, SimOptions, SystemPresence};
 
-const QUEUES: &[(&str, u32)] = &[("Sales", 8), ("Support", 12), ("Billing", 4), ("Tech Support / EU", 6)];
+const QUEUES: &[(&str, u32)] = &[
+    ("Sales", 8),
+    ("Support", 12),
+    ("Billing", 4),
+    ("Tech Support / EU", 6),
+];
 const TABLE: &str = "QueueAgentCounts";
 
 /// Builds a simulated org with a few queues and agents and the table the daemon writes.
@@ -63,11 +68,12 @@ pub async fn seeded_sim(churn: Option<Duration>) -> anyhow::Result<(Sim, Vec<Str
 /// A config for the daemon pointing at `sim`.
 pub fn config_for(sim: &Sim, queue_names: Vec<String>, cron: &str) -> anyhow::Result<Config> {
     let base = parse_base_url("sim", &sim.base_url(), None)?;
+    let creds = SimOptions::default();
     Ok(Config {
         api_url: base.clone(),
         login_url: base,
-        client_id: crate::sim::DEFAULT_CLIENT_ID.to_owned(),
-        client_secret: SecretString::from(crate::sim::DEFAULT_CLIENT_SECRET.to_owned()),
+        client_id: creds.client_id,
+        client_secret: SecretString::from(creds.client_secret),
         request_timeout: Duration::from_secs(5),
         table: TableRef::Name(TABLE.to_owned()),
         key_by: KeyBy::Name,
@@ -81,13 +87,22 @@ pub fn config_for(sim: &Sim, queue_names: Vec<String>, cron: &str) -> anyhow::Re
     })
 }
 
-pub async fn run(cycles: Option<u32>, every: u32, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    cycles: Option<u32>,
+    every: u32,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let (sim, names) = seeded_sim(Some(Duration::from_millis(1500))).await?;
     let cfg = config_for(&sim, names, &format!("*/{every} * * * * *"))?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let health_addr = listener.local_addr()?;
-    println!("Simulated Genesys Cloud org at {} (agents change state every 1.5 s).", sim.base_url());
-    println!("Daemon health and metrics at http://{health_addr}/metrics, cycle every {every} s. Ctrl-C to stop.\n");
+    println!(
+        "Simulated Genesys Cloud org at {} (agents change state every 1.5 s).",
+        sim.base_url()
+    );
+    println!(
+        "Daemon health and metrics at http://{health_addr}/metrics, cycle every {every} s. Ctrl-C to stop.\n"
+    );
 
     let table_id = sim.table_id(TABLE).context("demo table missing")?;
     let previous: Arc<Mutex<BTreeMap<String, Map<String, Value>>>> = Arc::default();
@@ -129,7 +144,12 @@ pub fn draw(
 ) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let width = rows.keys().map(|k| k.chars().count()).max().unwrap_or(3).max(3);
+    let width = rows
+        .keys()
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(3)
+        .max(3);
     let _ = write!(out, "{:<width$}", "key");
     for (c, _) in &COLUMNS[1..] {
         let _ = write!(out, "  {c:>11}");
@@ -139,8 +159,16 @@ pub fn draw(
         let _ = write!(out, "{key:<width$}");
         for (c, _) in &COLUMNS[1..] {
             let v = row.get(*c).map(cell).unwrap_or_default();
-            let changed = prev.get(key).and_then(|p| p.get(*c)).map(cell).is_some_and(|old| old != v);
-            let shown = if *c == "UpdatedAt" { v.get(11..19).unwrap_or(&v).to_owned() } else { v };
+            let changed = prev
+                .get(key)
+                .and_then(|p| p.get(*c))
+                .map(cell)
+                .is_some_and(|old| old != v);
+            let shown = if *c == "UpdatedAt" {
+                v.get(11..19).unwrap_or(&v).to_owned()
+            } else {
+                v
+            };
             let _ = write!(out, "  {:>10}{}", shown, if changed { "*" } else { " " });
         }
         out.push('\n');

@@ -155,7 +155,11 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves /healthz, /readyz and /metrics until shutdown.
-pub async fn serve(listener: TcpListener, health: Health, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    health: Health,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -194,7 +198,10 @@ async fn readyz(State(h): State<Health>) -> Response {
 
 async fn metrics(State(h): State<Health>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         h.metrics.encode(),
     )
         .into_response()
@@ -219,7 +226,10 @@ mod tests {
     #[test]
     fn readiness_needs_login_table_and_a_written_queue() {
         let h = Health::new(Duration::from_secs(60), Metrics::new());
-        assert_eq!(h.readiness(), Readiness::NotReady("not logged in to Genesys Cloud"));
+        assert_eq!(
+            h.readiness(),
+            Readiness::NotReady("not logged in to Genesys Cloud")
+        );
         h.set_logged_in(true);
         h.set_table_ok(true);
         assert!(matches!(h.readiness(), Readiness::NotReady(_)));

@@ -37,8 +37,13 @@ impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::with_prefix("genesys_queue_sync");
         let cycles = Family::<Labels, Counter>::default();
-        r.register("cycles", "Sync cycles by outcome (ok, partial, failed)", cycles.clone());
-        let cycle_duration = Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]);
+        r.register(
+            "cycles",
+            "Sync cycles by outcome (ok, partial, failed)",
+            cycles.clone(),
+        );
+        let cycle_duration =
+            Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]);
         r.register_with_unit(
             "cycle_duration",
             "Wall time of one sync cycle",
@@ -53,7 +58,11 @@ impl Metrics {
             last_success.clone(),
         );
         let api_requests = Family::<Labels, Counter>::default();
-        r.register("api_requests", "Genesys Cloud API requests by endpoint and HTTP status", api_requests.clone());
+        r.register(
+            "api_requests",
+            "Genesys Cloud API requests by endpoint and HTTP status",
+            api_requests.clone(),
+        );
         let rate_limited = Counter::default();
         r.register("rate_limited", "429 answers received", rate_limited.clone());
         let retry_after_waited = Counter::<f64, AtomicU64>::default();
@@ -64,13 +73,29 @@ impl Metrics {
             retry_after_waited.clone(),
         );
         let token_renewals = Counter::default();
-        r.register("token_renewals", "OAuth tokens obtained", token_renewals.clone());
+        r.register(
+            "token_renewals",
+            "OAuth tokens obtained",
+            token_renewals.clone(),
+        );
         let rows = Family::<Labels, Counter>::default();
-        r.register("rows", "Data table rows by result (written, skipped, deferred, failed)", rows.clone());
+        r.register(
+            "rows",
+            "Data table rows by result (written, skipped, deferred, failed)",
+            rows.clone(),
+        );
         let skipped_ticks = Counter::default();
-        r.register("skipped_ticks", "Schedule ticks skipped because a cycle was still running", skipped_ticks.clone());
+        r.register(
+            "skipped_ticks",
+            "Schedule ticks skipped because a cycle was still running",
+            skipped_ticks.clone(),
+        );
         let queue_values = Family::<Labels, Gauge>::default();
-        r.register("queue_value", "Last value written per queue and column", queue_values.clone());
+        r.register(
+            "queue_value",
+            "Last value written per queue and column",
+            queue_values.clone(),
+        );
         Self {
             registry: std::sync::Arc::new(r),
             cycles,
@@ -87,23 +112,34 @@ impl Metrics {
     }
 
     pub fn api_request(&self, endpoint: &'static str, status: u16) {
-        let status = if status == 0 { "error".to_owned() } else { status.to_string() };
+        let status = if status == 0 {
+            "error".to_owned()
+        } else {
+            status.to_string()
+        };
         self.api_requests
             .get_or_create(&vec![("endpoint", endpoint.to_owned()), ("status", status)])
             .inc();
     }
 
     pub fn rows_inc(&self, result: &'static str, n: u64) {
-        self.rows.get_or_create(&vec![("result", result.to_owned())]).inc_by(n);
+        self.rows
+            .get_or_create(&vec![("result", result.to_owned())])
+            .inc_by(n);
     }
 
     pub fn cycle(&self, outcome: &'static str) {
-        self.cycles.get_or_create(&vec![("outcome", outcome.to_owned())]).inc();
+        self.cycles
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
     }
 
     pub fn queue_value(&self, queue: &str, column: &str, value: i64) {
         self.queue_values
-            .get_or_create(&vec![("queue", queue.to_owned()), ("column", column.to_owned())])
+            .get_or_create(&vec![
+                ("queue", queue.to_owned()),
+                ("column", column.to_owned()),
+            ])
             .set(value);
     }
 

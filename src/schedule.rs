@@ -141,7 +141,9 @@ async fn finish_or_abandon(mut h: JoinHandle<()>, abandon: &CancellationToken, g
     if tokio::time::timeout(grace.finish, &mut h).await.is_ok() {
         return;
     }
-    tracing::warn!("the cycle in flight did not finish in time; abandoning it (rows not yet written keep their old values)");
+    tracing::warn!(
+        "the cycle in flight did not finish in time; abandoning it (rows not yet written keep their old values)"
+    );
     abandon.cancel();
     if tokio::time::timeout(grace.abandon, &mut h).await.is_err() {
         h.abort();
@@ -175,7 +177,12 @@ mod tests {
         let max_running = Arc::new(AtomicUsize::new(0));
         let shutdown = CancellationToken::new();
         let abandon = CancellationToken::new();
-        let (s, r, m, a) = (started.clone(), running.clone(), max_running.clone(), abandon.clone());
+        let (s, r, m, a) = (
+            started.clone(),
+            running.clone(),
+            max_running.clone(),
+            abandon.clone(),
+        );
         let task = tokio::spawn(drive(
             rx,
             health.clone(),
@@ -233,8 +240,17 @@ mod tests {
         r.tx.send(()).await.unwrap(); // t=180: the first cycle ended at 150
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(r.started.load(Ordering::SeqCst), 2);
-        assert_eq!(r.max_running.load(Ordering::SeqCst), 1, "cycles never overlap");
-        assert!(r.health.metrics().encode().contains("genesys_queue_sync_skipped_ticks_total 2"));
+        assert_eq!(
+            r.max_running.load(Ordering::SeqCst),
+            1,
+            "cycles never overlap"
+        );
+        assert!(
+            r.health
+                .metrics()
+                .encode()
+                .contains("genesys_queue_sync_skipped_ticks_total 2")
+        );
         r.shutdown.cancel();
         r.task.await.unwrap();
     }
@@ -244,7 +260,10 @@ mod tests {
         let r = rig(Duration::from_secs(1));
         let exit = r.task.await.unwrap();
         match exit {
-            Exit::Stalled(d) => assert!(d > Duration::from_secs(180) && d < Duration::from_secs(183), "{d:?}"),
+            Exit::Stalled(d) => assert!(
+                d > Duration::from_secs(180) && d < Duration::from_secs(183),
+                "{d:?}"
+            ),
             other => panic!("expected a stall, got {other:?}"),
         }
         drop(r.tx);

@@ -17,7 +17,15 @@ pub enum LogFormat {
 
 /// Libraries whose debug/trace output is noise for operators (and, for HTTP internals,
 /// could echo request details): capped at info unless RUST_LOG names them explicitly.
-const QUIET: &[&str] = &["hyper=info", "hyper_util=info", "reqwest=info", "rustls=info", "h2=info", "tower=info", "axum=info"];
+const QUIET: &[&str] = &[
+    "hyper=info",
+    "hyper_util=info",
+    "reqwest=info",
+    "rustls=info",
+    "h2=info",
+    "tower=info",
+    "axum=info",
+];
 
 /// Installs the global subscriber. `level` (from --log-level) wins over RUST_LOG.
 pub fn init(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
@@ -41,11 +49,23 @@ pub fn init(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_span_events(FmtSpan::NONE);
     let result = if json {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
     } else if journald {
-        builder.without_time().with_ansi(false).with_target(false).try_init()
+        builder
+            .without_time()
+            .with_ansi(false)
+            .with_target(false)
+            .try_init()
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).with_target(false).try_init()
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .try_init()
     };
     result.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }

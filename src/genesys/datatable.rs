@@ -79,7 +79,11 @@ impl From<RawTable> for Table {
                 s.properties
                     .into_iter()
                     .map(|(k, v)| {
-                        let ty = v.get("type").and_then(Value::as_str).unwrap_or("?").to_owned();
+                        let ty = v
+                            .get("type")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?")
+                            .to_owned();
                         (k, ty)
                     })
                     .collect()
@@ -105,8 +109,15 @@ struct Listing<T> {
 /// One way a table's schema does not fit what the daemon writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchemaProblem {
-    Missing { column: &'static str, ty: ColumnType },
-    WrongType { column: &'static str, want: ColumnType, have: String },
+    Missing {
+        column: &'static str,
+        ty: ColumnType,
+    },
+    WrongType {
+        column: &'static str,
+        want: ColumnType,
+        have: String,
+    },
 }
 
 impl fmt::Display for SchemaProblem {
@@ -177,10 +188,17 @@ pub async fn find_by_name(client: &Client, name: &str) -> Result<Option<Table>, 
             .query("pageSize", "100")
             .query("pageNumber", page.to_string());
         let listing: Listing<RawTable> = client.send_json(req).await?;
-        if let Some(t) = listing.entities.iter().position(|t| t.name.eq_ignore_ascii_case(name)) {
+        if let Some(t) = listing
+            .entities
+            .iter()
+            .position(|t| t.name.eq_ignore_ascii_case(name))
+        {
             return Ok(listing.entities.into_iter().nth(t).map(Table::from));
         }
-        if listing.entities.is_empty() || listing.page_count.is_none_or(|pc| page >= pc) || page >= MAX_PAGES {
+        if listing.entities.is_empty()
+            || listing.page_count.is_none_or(|pc| page >= pc)
+            || page >= MAX_PAGES
+        {
             return Ok(None);
         }
         page += 1;
@@ -189,7 +207,11 @@ pub async fn find_by_name(client: &Client, name: &str) -> Result<Option<Table>, 
 
 /// The table with `id`, or None if it does not exist.
 pub async fn get(client: &Client, id: &str) -> Result<Option<Table>, ApiError> {
-    let req = Request::get(TABLES, format!("/api/v2/flows/datatables/{}", encode_segment(id))).query("expand", "schema");
+    let req = Request::get(
+        TABLES,
+        format!("/api/v2/flows/datatables/{}", encode_segment(id)),
+    )
+    .query("expand", "schema");
     match client.send_json::<RawTable>(req).await {
         Ok(t) => Ok(Some(t.into())),
         Err(e) if e.status() == Some(404) => Ok(None),
@@ -209,14 +231,21 @@ pub async fn list_keys(client: &Client, table_id: &str) -> Result<HashSet<String
 }
 
 /// Every row (or, with `brief`, every `{"key": ...}`), all pages.
-pub async fn list_rows(client: &Client, table_id: &str, brief: bool) -> Result<Vec<Map<String, Value>>, ApiError> {
+pub async fn list_rows(
+    client: &Client,
+    table_id: &str,
+    brief: bool,
+) -> Result<Vec<Map<String, Value>>, ApiError> {
     let mut out = Vec::new();
     let mut page = 1;
     loop {
-        let req = Request::get(ROWS, format!("/api/v2/flows/datatables/{}/rows", encode_segment(table_id)))
-            .query("pageSize", ROWS_PAGE_SIZE.to_string())
-            .query("pageNumber", page.to_string())
-            .query("showbrief", brief.to_string());
+        let req = Request::get(
+            ROWS,
+            format!("/api/v2/flows/datatables/{}/rows", encode_segment(table_id)),
+        )
+        .query("pageSize", ROWS_PAGE_SIZE.to_string())
+        .query("pageNumber", page.to_string())
+        .query("showbrief", brief.to_string());
         let listing: Listing<Map<String, Value>> = client.send_json(req).await?;
         let got = listing.entities.len();
         out.extend(listing.entities);
@@ -252,7 +281,11 @@ impl From<ApiError> for RowError {
 }
 
 /// POST a new row.
-pub async fn create_row(client: &Client, table_id: &str, row: &Map<String, Value>) -> Result<(), RowError> {
+pub async fn create_row(
+    client: &Client,
+    table_id: &str,
+    row: &Map<String, Value>,
+) -> Result<(), RowError> {
     let req = Request::with_body(
         ROW,
         Method::POST,
@@ -263,7 +296,12 @@ pub async fn create_row(client: &Client, table_id: &str, row: &Map<String, Value
 }
 
 /// PUT over an existing row.
-pub async fn update_row(client: &Client, table_id: &str, key: &str, row: &Map<String, Value>) -> Result<(), RowError> {
+pub async fn update_row(
+    client: &Client,
+    table_id: &str,
+    key: &str,
+    row: &Map<String, Value>,
+) -> Result<(), RowError> {
     let req = Request::with_body(
         ROW,
         Method::PUT,
@@ -323,12 +361,22 @@ pub async fn create_table(client: &Client, name: &str) -> Result<Table, ApiError
 }
 
 /// Adds the daemon's missing columns to an existing table, keeping everything it has.
-pub async fn add_missing_columns(client: &Client, table: &Table) -> Result<Vec<&'static str>, ApiError> {
-    let req = Request::get(TABLES, format!("/api/v2/flows/datatables/{}", encode_segment(&table.id))).query("expand", "schema");
+pub async fn add_missing_columns(
+    client: &Client,
+    table: &Table,
+) -> Result<Vec<&'static str>, ApiError> {
+    let req = Request::get(
+        TABLES,
+        format!("/api/v2/flows/datatables/{}", encode_segment(&table.id)),
+    )
+    .query("expand", "schema");
     let mut current: Value = client.send_json(req).await?;
     let wanted = schema_json();
     let mut added = Vec::new();
-    let Some(props) = current.pointer_mut("/schema/properties").and_then(Value::as_object_mut) else {
+    let Some(props) = current
+        .pointer_mut("/schema/properties")
+        .and_then(Value::as_object_mut)
+    else {
         return Err(ApiError::Decode {
             endpoint: TABLES,
             message: "table has no schema.properties".into(),
@@ -365,7 +413,10 @@ mod tests {
         Table {
             id: "t".into(),
             name: "T".into(),
-            columns: cols.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            columns: cols
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
         }
     }
 
@@ -382,7 +433,10 @@ mod tests {
         ]);
         let p = check_schema(&t);
         assert_eq!(p.len(), 2);
-        assert!(p[0].to_string().contains("`OnQueue` is string but must be integer"));
+        assert!(
+            p[0].to_string()
+                .contains("`OnQueue` is string but must be integer")
+        );
         assert!(p[1].to_string().contains("`Waiting` is missing"));
     }
 
@@ -391,7 +445,10 @@ mod tests {
         let s = schema_json();
         assert_eq!(s["required"], json!(["key"]));
         assert_eq!(s["additionalProperties"], json!(false));
-        let t: Table = serde_json::from_value::<RawTable>(json!({"id": "x", "name": "n", "schema": s})).unwrap().into();
+        let t: Table =
+            serde_json::from_value::<RawTable>(json!({"id": "x", "name": "n", "schema": s}))
+                .unwrap()
+                .into();
         assert!(check_schema(&t).is_empty());
     }
 }

@@ -93,13 +93,21 @@ impl Limiter {
     /// Slows down before the wall: when the server reports its per-token window almost
     /// used up (`inin-ratelimit-count` near `inin-ratelimit-allowed`), wait for the reset.
     pub fn observe_headers(&self, headers: &HeaderMap) {
-        let num = |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
-        let (Some(count), Some(allowed)) = (num("inin-ratelimit-count"), num("inin-ratelimit-allowed")) else {
+        let num =
+            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let (Some(count), Some(allowed)) =
+            (num("inin-ratelimit-count"), num("inin-ratelimit-allowed"))
+        else {
             return;
         };
         let reset = num("inin-ratelimit-reset").unwrap_or(1).min(60);
         if allowed > 0 && count + allowed / 50 + 1 >= allowed {
-            tracing::info!(count, allowed, reset_s = reset, "near the server's rate limit, pausing until it resets");
+            tracing::info!(
+                count,
+                allowed,
+                reset_s = reset,
+                "near the server's rate limit, pausing until it resets"
+            );
             self.pause_for(Duration::from_secs(reset));
         }
     }
@@ -122,7 +130,10 @@ mod tests {
             l.acquire().await;
         }
         let e = start.elapsed();
-        assert!(e >= Duration::from_secs(4) && e < Duration::from_secs(5), "{e:?}");
+        assert!(
+            e >= Duration::from_secs(4) && e < Duration::from_secs(5),
+            "{e:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

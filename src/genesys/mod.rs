@@ -56,7 +56,9 @@ impl Default for RetryPolicy {
 pub enum ApiError {
     #[error(transparent)]
     Auth(#[from] AuthError),
-    #[error("{endpoint}: 401 Unauthorized even with a fresh token: the OAuth client may be revoked or lack a role")]
+    #[error(
+        "{endpoint}: 401 Unauthorized even with a fresh token: the OAuth client may be revoked or lack a role"
+    )]
     Unauthorized { endpoint: &'static str },
     #[error("{endpoint}: {status} {code}: {message}")]
     Status {
@@ -66,11 +68,20 @@ pub enum ApiError {
         message: String,
     },
     #[error("{endpoint}: still rate limited (429) after {attempts} attempts")]
-    RateLimited { endpoint: &'static str, attempts: u32 },
+    RateLimited {
+        endpoint: &'static str,
+        attempts: u32,
+    },
     #[error("{endpoint}: {message}")]
-    Transport { endpoint: &'static str, message: String },
+    Transport {
+        endpoint: &'static str,
+        message: String,
+    },
     #[error("{endpoint}: unexpected response: {message}")]
-    Decode { endpoint: &'static str, message: String },
+    Decode {
+        endpoint: &'static str,
+        message: String,
+    },
     #[error("cancelled by shutdown")]
     Cancelled,
 }
@@ -113,7 +124,12 @@ impl<'a> Request<'a> {
         }
     }
 
-    pub fn with_body(endpoint: &'static str, method: Method, path: impl Into<String>, body: serde_json::Value) -> Self {
+    pub fn with_body(
+        endpoint: &'static str,
+        method: Method,
+        path: impl Into<String>,
+        body: serde_json::Value,
+    ) -> Self {
         Self {
             endpoint,
             method,
@@ -146,7 +162,11 @@ struct Inner {
 }
 
 impl Client {
-    pub fn new(cfg: &Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub fn new(
+        cfg: &Config,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         Self::with_policy(cfg, metrics, shutdown, RetryPolicy::default())
     }
 
@@ -197,7 +217,10 @@ impl Client {
     }
 
     /// Sends a request and decodes the JSON answer.
-    pub async fn send_json<T: serde::de::DeserializeOwned>(&self, req: Request<'_>) -> Result<T, ApiError> {
+    pub async fn send_json<T: serde::de::DeserializeOwned>(
+        &self,
+        req: Request<'_>,
+    ) -> Result<T, ApiError> {
         let endpoint = req.endpoint;
         let bytes = self.send(req).await?;
         serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
@@ -220,7 +243,10 @@ impl Client {
             let mut builder = inner
                 .http
                 .request(req.method.clone(), url.clone())
-                .header(header::AUTHORIZATION, format!("Bearer {}", token.expose_secret()))
+                .header(
+                    header::AUTHORIZATION,
+                    format!("Bearer {}", token.expose_secret()),
+                )
                 .header(header::ACCEPT, "application/json");
             if !req.query.is_empty() {
                 builder = builder.query(&req.query);
@@ -241,6 +267,7 @@ impl Client {
                 }
                 Ok(resp) => {
                     let status = resp.status();
+                    tracing::trace!(endpoint, method = %req.method, path = %req.path, status = status.as_u16(), attempt, "api response");
                     inner.metrics.api_request(endpoint, status.as_u16());
                     inner.limiter.observe_headers(resp.headers());
                     if status.is_success() {
@@ -255,11 +282,16 @@ impl Client {
                             tracing::info!(endpoint, "401 on an API call, renewing the token once");
                             continue;
                         }
-                        StatusCode::UNAUTHORIZED => return Err(ApiError::Unauthorized { endpoint }),
+                        StatusCode::UNAUTHORIZED => {
+                            return Err(ApiError::Unauthorized { endpoint });
+                        }
                         StatusCode::TOO_MANY_REQUESTS => {
                             inner.metrics.rate_limited.inc();
-                            let wait = retry_after(resp.headers()).unwrap_or(Duration::from_secs(3));
-                            if attempt >= inner.retry.max_attempts || wait > inner.retry.max_retry_after {
+                            let wait =
+                                retry_after(resp.headers()).unwrap_or(Duration::from_secs(3));
+                            if attempt >= inner.retry.max_attempts
+                                || wait > inner.retry.max_retry_after
+                            {
                                 return Err(ApiError::RateLimited {
                                     endpoint,
                                     attempts: attempt,
@@ -272,12 +304,20 @@ impl Client {
                                 retry_after_s = wait.as_secs_f64(),
                                 "rate limited (429), waiting as told"
                             );
-                            inner.metrics.retry_after_waited.inc_by((wait + jitter).as_secs_f64());
+                            inner
+                                .metrics
+                                .retry_after_waited
+                                .inc_by((wait + jitter).as_secs_f64());
                             inner.limiter.pause_for(wait);
                             wait + jitter
                         }
                         s if s.is_server_error() && attempt < inner.retry.max_attempts => {
-                            tracing::debug!(endpoint, attempt, status = s.as_u16(), "server error, will retry");
+                            tracing::debug!(
+                                endpoint,
+                                attempt,
+                                status = s.as_u16(),
+                                "server error, will retry"
+                            );
                             self.backoff(attempt)
                         }
                         _ => return Err(self.status_error(endpoint, resp).await),
@@ -316,7 +356,11 @@ impl Client {
         }
     }
 
-    async fn read_body(&self, endpoint: &'static str, mut resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
+    async fn read_body(
+        &self,
+        endpoint: &'static str,
+        mut resp: reqwest::Response,
+    ) -> Result<Vec<u8>, ApiError> {
         if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
             return Err(ApiError::Decode {
                 endpoint,
@@ -388,7 +432,11 @@ pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
         detail = s.to_string();
         source = s.source();
     }
-    if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
 }
 
 /// Retry-After in seconds (the form Genesys sends); HTTP dates are not used by Genesys.

@@ -16,7 +16,12 @@ const ENDPOINT: &str = "queue_observations";
 /// The most queue ids the daemon puts in one query.
 pub const MAX_QUEUES_PER_QUERY: usize = 100;
 
-const METRICS: &[&str] = &["oOnQueueUsers", "oUserPresences", "oWaiting", "oMemberUsers"];
+const METRICS: &[&str] = &[
+    "oOnQueueUsers",
+    "oUserPresences",
+    "oWaiting",
+    "oMemberUsers",
+];
 
 /// What one queue looks like right now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -78,7 +83,10 @@ pub fn query_body(queue_ids: &[String]) -> serde_json::Value {
 }
 
 /// Observes one batch (at most [`MAX_QUEUES_PER_QUERY`] ids).
-pub async fn observe_batch(client: &Client, queue_ids: &[String]) -> Result<HashMap<String, QueueCounts>, ApiError> {
+pub async fn observe_batch(
+    client: &Client,
+    queue_ids: &[String],
+) -> Result<HashMap<String, QueueCounts>, ApiError> {
     let req = Request::with_body(
         ENDPOINT,
         reqwest::Method::POST,
@@ -96,8 +104,12 @@ pub async fn observe_batch(client: &Client, queue_ids: &[String]) -> Result<Hash
 ///
 /// Every result group of a queue counts: user metrics come grouped by queue alone,
 /// conversation metrics by queue and media type, and all are summed.
-pub fn parse_response(body: &[u8], requested: &[String]) -> Result<HashMap<String, QueueCounts>, String> {
-    let resp: Response = serde_json::from_slice(body).map_err(|e| format!("not the expected JSON: {e}"))?;
+pub fn parse_response(
+    body: &[u8],
+    requested: &[String],
+) -> Result<HashMap<String, QueueCounts>, String> {
+    let resp: Response =
+        serde_json::from_slice(body).map_err(|e| format!("not the expected JSON: {e}"))?;
     let offline: HashSet<&str> = resp
         .system_to_organization_mappings
         .as_ref()
@@ -117,7 +129,12 @@ pub fn parse_response(body: &[u8], requested: &[String]) -> Result<HashMap<Strin
         for d in &group.data {
             let n = match d.stats.as_ref().and_then(|s| s.count) {
                 Some(c) if c.is_finite() && c >= 0.0 && c <= u32::MAX as f64 => c as u64,
-                Some(c) => return Err(format!("{} count {c} for queue {queue_id} is not a count", d.metric)),
+                Some(c) => {
+                    return Err(format!(
+                        "{} count {c} for queue {queue_id} is not a count",
+                        d.metric
+                    ));
+                }
                 None => 0,
             };
             let q = d.qualifier.as_deref();
@@ -162,7 +179,12 @@ mod tests {
         assert_eq!(b["filter"]["type"], "or");
         assert_eq!(b["filter"]["predicates"][1]["value"], "b");
         assert_eq!(b["filter"]["predicates"][0]["dimension"], "queueId");
-        assert!(b["metrics"].as_array().unwrap().contains(&json!("oUserPresences")));
+        assert!(
+            b["metrics"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("oUserPresences"))
+        );
     }
 
     #[test]
@@ -195,7 +217,10 @@ mod tests {
             }
         );
         assert_eq!(got["q2"], QueueCounts::default());
-        assert!(!got.contains_key("q3"), "a queue absent from the answer is unknown, not zero");
+        assert!(
+            !got.contains_key("q3"),
+            "a queue absent from the answer is unknown, not zero"
+        );
         assert!(!got.contains_key("other"));
     }
 
@@ -212,6 +237,9 @@ mod tests {
         }
         // Unknown fields and metrics are ignored.
         let ok = br#"{"extra":1,"results":[{"group":{"queueId":"q"},"data":[{"metric":"oNew","stats":{"count":1,"max":3}}]}]}"#;
-        assert_eq!(parse_response(ok, &ids(&["q"])).unwrap()["q"], QueueCounts::default());
+        assert_eq!(
+            parse_response(ok, &ids(&["q"])).unwrap()["q"],
+            QueueCounts::default()
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Routing queues: resolving configured names and ids (`GET /api/v2/routing/queues`).
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 
 use super::{ApiError, Client, Request};
@@ -67,11 +69,39 @@ pub async fn find_by_name(client: &Client, name: &str) -> Result<Option<Queue>, 
     Ok(pick_exact(found, name))
 }
 
+/// Every queue in the org (all pages): cheaper than one lookup per name for long lists.
+pub async fn list_all(client: &Client) -> Result<Vec<Queue>, ApiError> {
+    list(client, &[]).await
+}
+
+/// Resolves many names against one listing of the org's queues.
+pub fn match_names<'a>(
+    all: &[Queue],
+    names: impl IntoIterator<Item = &'a str>,
+) -> Vec<(String, Option<Queue>)> {
+    let mut by_lower: HashMap<String, Vec<Queue>> = HashMap::new();
+    for q in all {
+        by_lower
+            .entry(q.name.to_lowercase())
+            .or_default()
+            .push(q.clone());
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let found = by_lower.get(&n.to_lowercase()).cloned().unwrap_or_default();
+            (n.to_owned(), pick_exact(found, n))
+        })
+        .collect()
+}
+
 fn pick_exact(found: Vec<Queue>, name: &str) -> Option<Queue> {
     if let Some(q) = found.iter().find(|q| q.name == name) {
         return Some(q.clone());
     }
-    let mut ci = found.into_iter().filter(|q| q.name.eq_ignore_ascii_case(name));
+    let mut ci = found
+        .into_iter()
+        .filter(|q| q.name.eq_ignore_ascii_case(name));
     match (ci.next(), ci.next()) {
         (Some(q), None) => Some(q),
         _ => None,
@@ -82,7 +112,8 @@ fn pick_exact(found: Vec<Queue>, name: &str) -> Option<Queue> {
 pub async fn find_by_ids(client: &Client, ids: &[String]) -> Result<Vec<Queue>, ApiError> {
     let mut out = Vec::new();
     for chunk in ids.chunks(IDS_PER_REQUEST) {
-        let filters: Vec<(&'static str, String)> = chunk.iter().map(|id| ("id", id.clone())).collect();
+        let filters: Vec<(&'static str, String)> =
+            chunk.iter().map(|id| ("id", id.clone())).collect();
         out.extend(list(client, &filters).await?);
     }
     Ok(out)
@@ -109,9 +140,26 @@ mod tests {
 
     #[test]
     fn ambiguous_case_variants_resolve_to_nothing() {
-        assert_eq!(pick_exact(vec![q("1", "sales"), q("2", "SALES")], "Sales"), None);
+        assert_eq!(
+            pick_exact(vec![q("1", "sales"), q("2", "SALES")], "Sales"),
+            None
+        );
         assert_eq!(pick_exact(vec![q("1", "sales")], "Sales").unwrap().id, "1");
         assert_eq!(pick_exact(vec![q("1", "Sales EU")], "Sales"), None);
+    }
+
+    #[test]
+    fn many_names_match_against_one_listing() {
+        let all = vec![
+            q("1", "Sales"),
+            q("2", "sales"),
+            q("3", "Support"),
+            q("4", "Billing"),
+        ];
+        let got = match_names(&all, ["Sales", "SUPPORT", "Nope"]);
+        assert_eq!(got[0].1.as_ref().unwrap().id, "1");
+        assert_eq!(got[1].1.as_ref().unwrap().id, "3");
+        assert_eq!(got[2].1, None);
     }
 
     #[test]

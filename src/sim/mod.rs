@@ -1,1 +1,511 @@
 //! Simulated Genesys Cloud org.
+//!
+//! One loopback HTTP server plays both the login host (`POST /oauth/token`) and the Platform
+//! API (`/api/v2/...`) for the endpoints genesys-queue-sync uses; a second loopback listener
+//! plays the S3 bucket that CSV imports are uploaded to. Integration tests script the org
+//! (queues, agents, data tables), inject faults and assert on the request log; the `demo`
+//! command runs the real daemon against it with background churn.
+//!
+//! Layout: `state` holds the org and its pure rules (testable without HTTP), `routes` maps
+//! requests onto it, `faults` is the request pipeline (log, latency, faults, auth, rate
+//! limit), `import` the CSV import jobs, `net` the listener that can drop a connection.
+
+mod faults;
+mod import;
+mod net;
+mod routes;
+mod state;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+/// How the simulated org behaves. `Default` gives a quiet org with Genesys' default limits.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    pub client_id: String,
+    pub client_secret: String,
+    /// Lifetime of issued access tokens, in seconds.
+    pub token_expires_in: u64,
+    /// Requests per access token in any sliding 60 s window; 0 = unlimited.
+    pub rate_limit_per_minute: u32,
+    /// Added to every request before it is answered.
+    pub latency: Duration,
+    /// Largest `pageSize` honoured by list endpoints; larger values are capped.
+    pub max_page_size: u32,
+    /// When set, a background task changes random agents and waiting counts every period.
+    pub churn: Option<Duration>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            client_id: "sim-client-id".to_owned(),
+            client_secret: "sim-client-secret".to_owned(),
+            token_expires_in: 86_400,
+            rate_limit_per_minute: 300,
+            latency: Duration::ZERO,
+            max_page_size: 500,
+            churn: None,
+        }
+    }
+}
+
+/// System presences, as Genesys names them on the wire (`AVAILABLE`, `ON_QUEUE`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SystemPresence {
+    Available,
+    Away,
+    Busy,
+    Offline,
+    Idle,
+    OnQueue,
+    Meal,
+    Meeting,
+    Training,
+    Break,
+}
+
+impl SystemPresence {
+    pub const ALL: [SystemPresence; 10] = [
+        SystemPresence::Available,
+        SystemPresence::Away,
+        SystemPresence::Busy,
+        SystemPresence::Offline,
+        SystemPresence::Idle,
+        SystemPresence::OnQueue,
+        SystemPresence::Meal,
+        SystemPresence::Meeting,
+        SystemPresence::Training,
+        SystemPresence::Break,
+    ];
+
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            SystemPresence::Available => "AVAILABLE",
+            SystemPresence::Away => "AWAY",
+            SystemPresence::Busy => "BUSY",
+            SystemPresence::Offline => "OFFLINE",
+            SystemPresence::Idle => "IDLE",
+            SystemPresence::OnQueue => "ON_QUEUE",
+            SystemPresence::Meal => "MEAL",
+            SystemPresence::Meeting => "MEETING",
+            SystemPresence::Training => "TRAINING",
+            SystemPresence::Break => "BREAK",
+        }
+    }
+
+    pub fn from_wire(name: &str) -> Option<SystemPresence> {
+        SystemPresence::ALL
+            .into_iter()
+            .find(|p| p.wire_name().eq_ignore_ascii_case(name))
+    }
+
+    /// The label an org admin would see for the presence definition.
+    fn label(self) -> &'static str {
+        match self {
+            SystemPresence::Available => "Available",
+            SystemPresence::Away => "Away",
+            SystemPresence::Busy => "Busy",
+            SystemPresence::Offline => "Offline",
+            SystemPresence::Idle => "Idle",
+            SystemPresence::OnQueue => "On Queue",
+            SystemPresence::Meal => "Meal",
+            SystemPresence::Meeting => "Meeting",
+            SystemPresence::Training => "Training",
+            SystemPresence::Break => "Break",
+        }
+    }
+}
+
+/// Routing statuses, wire names `OFF_QUEUE`, `IDLE`, ...
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RoutingStatus {
+    OffQueue,
+    Idle,
+    Interacting,
+    NotResponding,
+    Communicating,
+}
+
+impl RoutingStatus {
+    pub const ALL: [RoutingStatus; 5] = [
+        RoutingStatus::OffQueue,
+        RoutingStatus::Idle,
+        RoutingStatus::Interacting,
+        RoutingStatus::NotResponding,
+        RoutingStatus::Communicating,
+    ];
+
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            RoutingStatus::OffQueue => "OFF_QUEUE",
+            RoutingStatus::Idle => "IDLE",
+            RoutingStatus::Interacting => "INTERACTING",
+            RoutingStatus::NotResponding => "NOT_RESPONDING",
+            RoutingStatus::Communicating => "COMMUNICATING",
+        }
+    }
+
+    pub fn from_wire(name: &str) -> Option<RoutingStatus> {
+        RoutingStatus::ALL
+            .into_iter()
+            .find(|s| s.wire_name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Data table column types (JSON Schema `type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+}
+
+impl FieldType {
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Integer => "integer",
+            FieldType::Number => "number",
+            FieldType::Boolean => "boolean",
+        }
+    }
+
+    pub fn from_wire(name: &str) -> Option<FieldType> {
+        match name {
+            "string" => Some(FieldType::String),
+            "integer" => Some(FieldType::Integer),
+            "number" => Some(FieldType::Number),
+            "boolean" => Some(FieldType::Boolean),
+            _ => None,
+        }
+    }
+}
+
+/// Ground truth for one queue, computed from the scripted state.
+///
+/// `online`: members whose presence is not Offline. `on_queue`: members On Queue whose routing
+/// status is not OFF_QUEUE. `idle`/`interacting`: on-queue members in that routing status.
+/// `waiting`: sum of `set_waiting` over media types.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct QueueTruth {
+    pub online: u64,
+    pub on_queue: u64,
+    pub idle: u64,
+    pub interacting: u64,
+    pub waiting: u64,
+}
+
+/// A scripted misbehaviour. Faults are checked in injection order; the first matching fault
+/// with `times > 0` applies and uses up one of its times.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub matcher: Match,
+    pub action: FaultAction,
+    /// How many matching requests it applies to; `u32::MAX` = until cleared.
+    pub times: u32,
+}
+
+#[derive(Clone, Debug)]
+pub enum Match {
+    /// Every request, on both listeners (API and uploads).
+    Any,
+    /// `POST /oauth/token`.
+    Login,
+    /// Requests whose path (before `?`, raw or percent-decoded) contains `contains`, and whose
+    /// method equals `method` when given.
+    Path {
+        method: Option<&'static str>,
+        contains: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub enum FaultAction {
+    /// Answer with this status and an ErrorBody; `retry_after` sets `Retry-After` (seconds).
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    /// Wait, then answer normally.
+    Delay(Duration),
+    /// Close the connection without an HTTP response (logged with status 0).
+    Drop,
+    /// 200 with this raw body.
+    Body(String),
+}
+
+/// One request as the simulator saw it, faulted ones included.
+#[derive(Clone, Debug)]
+pub struct LoggedRequest {
+    /// When it arrived.
+    pub at: tokio::time::Instant,
+    pub wall: chrono::DateTime<chrono::Utc>,
+    pub method: String,
+    /// Percent-decoded path.
+    pub path: String,
+    /// Path as sent.
+    pub raw_path: String,
+    pub query: String,
+    /// 0 when the connection was dropped without a response.
+    pub status: u16,
+    pub authorization: Option<String>,
+    pub body: String,
+}
+
+/// Settings fixed at start.
+pub(crate) struct Config {
+    pub(crate) token_expires_in: u64,
+    pub(crate) rate_limit_per_minute: u32,
+    pub(crate) latency: Duration,
+    pub(crate) max_page_size: u32,
+}
+
+/// Everything the servers and the `Sim` handle share.
+pub(crate) struct Shared {
+    pub(crate) cfg: Config,
+    pub(crate) org: Mutex<state::Org>,
+    pub(crate) auth: Mutex<faults::Auth>,
+    pub(crate) faults: Mutex<Vec<Fault>>,
+    pub(crate) log: Mutex<Vec<LoggedRequest>>,
+    /// `http://127.0.0.1:PORT` of the upload listener.
+    pub(crate) upload_base: String,
+}
+
+/// A poisoned lock only means a handler panicked mid-update; the simulator keeps serving so a
+/// test sees the original panic rather than a cascade of poison errors.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running simulated org. Clones share it; `shutdown` (or dropping the last clone) stops it.
+#[derive(Clone)]
+pub struct Sim {
+    handle: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    addr: SocketAddr,
+    upload_addr: SocketAddr,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Sim {
+    /// Binds two loopback listeners (API + uploads) on free ports and serves them on the current
+    /// tokio runtime.
+    pub async fn start(opts: SimOptions) -> std::io::Result<Sim> {
+        let api = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let uploads = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = api.local_addr()?;
+        let upload_addr = uploads.local_addr()?;
+        let shared = Arc::new(Shared {
+            cfg: Config {
+                token_expires_in: opts.token_expires_in,
+                rate_limit_per_minute: opts.rate_limit_per_minute,
+                latency: opts.latency,
+                max_page_size: opts.max_page_size.max(1),
+            },
+            org: Mutex::new(state::Org::new()),
+            auth: Mutex::new(faults::Auth::new(&opts.client_id, &opts.client_secret)),
+            faults: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
+            upload_base: format!("http://{upload_addr}"),
+        });
+        let cancel = CancellationToken::new();
+        net::serve(api, faults::Listener::Api, shared.clone(), cancel.clone());
+        net::serve(
+            uploads,
+            faults::Listener::Uploads,
+            shared.clone(),
+            cancel.clone(),
+        );
+        if let Some(period) = opts.churn {
+            tokio::spawn(churn(shared.clone(), period, cancel.clone()));
+        }
+        Ok(Sim {
+            handle: Arc::new(Handle {
+                shared,
+                cancel,
+                addr,
+                upload_addr,
+            }),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: both the login host and the API host.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.handle.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.handle.addr
+    }
+
+    /// Address of the listener that plays the upload bucket for CSV imports.
+    pub fn upload_addr(&self) -> SocketAddr {
+        self.handle.upload_addr
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, stops churn.
+    pub fn shutdown(&self) {
+        self.handle.cancel.cancel();
+    }
+
+    fn org(&self) -> MutexGuard<'_, state::Org> {
+        lock(&self.handle.shared.org)
+    }
+
+    /// Adds a queue in the "Home" division; returns its id.
+    pub fn add_queue(&self, name: &str) -> String {
+        self.org().add_queue(name, state::HOME_DIVISION)
+    }
+
+    /// Adds a queue in the named division (created on first use); returns its id.
+    pub fn add_queue_in_division(&self, name: &str, division: &str) -> String {
+        self.org().add_queue(name, division)
+    }
+
+    pub fn rename_queue(&self, id: &str, new_name: &str) {
+        self.org().rename_queue(id, new_name);
+    }
+
+    /// Removes the queue, its memberships and conversation counts.
+    pub fn delete_queue(&self, id: &str) {
+        self.org().delete_queue(id);
+    }
+
+    /// Adds an agent who is a member of `queue_ids`; returns the user id.
+    ///
+    /// As in Genesys, an agent whose presence is not On Queue counts as OFF_QUEUE whatever
+    /// routing status is given.
+    pub fn add_agent(
+        &self,
+        presence: SystemPresence,
+        routing: RoutingStatus,
+        queue_ids: &[&str],
+    ) -> String {
+        self.org().add_agent(presence, routing, queue_ids)
+    }
+
+    pub fn set_agent(&self, user_id: &str, presence: SystemPresence, routing: RoutingStatus) {
+        self.org().set_agent(user_id, presence, routing);
+    }
+
+    /// Adds (or removes) the agent's membership of a queue.
+    pub fn set_membership(&self, user_id: &str, queue_id: &str, member: bool) {
+        self.org().set_membership(user_id, queue_id, member);
+    }
+
+    /// Conversations waiting in the queue for a media type ("voice", "chat", ...).
+    pub fn set_waiting(&self, queue_id: &str, media_type: &str, n: u32) {
+        self.org()
+            .set_conversations(queue_id, media_type, state::ConvKind::Waiting, n);
+    }
+
+    pub fn set_interacting(&self, queue_id: &str, media_type: &str, n: u32) {
+        self.org()
+            .set_conversations(queue_id, media_type, state::ConvKind::Interacting, n);
+    }
+
+    pub fn set_alerting(&self, queue_id: &str, media_type: &str, n: u32) {
+        self.org()
+            .set_conversations(queue_id, media_type, state::ConvKind::Alerting, n);
+    }
+
+    /// Ground truth for a queue; `None` when it does not exist.
+    pub fn truth(&self, queue_id: &str) -> Option<QueueTruth> {
+        self.org().truth(queue_id)
+    }
+
+    /// Org presence ids that the observation endpoint maps a system presence to.
+    pub fn presence_ids(&self, presence: SystemPresence) -> Vec<String> {
+        self.org().presence_ids(presence)
+    }
+
+    /// Creates a data table whose schema has the required string "key" plus `fields` (in that
+    /// display order). If a table of that name exists, its id is returned and it is left as is.
+    pub fn create_table(&self, name: &str, fields: &[(&str, FieldType)]) -> String {
+        self.org().create_table_direct(name, fields)
+    }
+
+    pub fn delete_table(&self, id: &str) {
+        self.org().delete_table_direct(id);
+    }
+
+    /// Id of the table with this name (case-insensitive, as the API matches names).
+    pub fn table_id(&self, name: &str) -> Option<String> {
+        self.org().table_id(name)
+    }
+
+    /// Full rows by key (each including "key"); empty when the table does not exist.
+    pub fn rows(&self, table_id: &str) -> BTreeMap<String, Map<String, Value>> {
+        self.org().rows_direct(table_id)
+    }
+
+    /// Inserts or replaces a row without schema validation; the row needs a string "key".
+    pub fn put_row(&self, table_id: &str, row: Value) {
+        self.org().put_row_direct(table_id, row);
+    }
+
+    /// The stored JSON schema document of a table.
+    pub fn table_schema(&self, table_id: &str) -> Option<Value> {
+        self.org().table_schema(table_id)
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.handle.shared.faults).push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.handle.shared.faults).clear();
+    }
+
+    /// Every token issued so far answers 401 from now on.
+    pub fn revoke_tokens(&self) {
+        lock(&self.handle.shared.auth).revoke_all();
+    }
+
+    /// Replaces the accepted client credentials; tokens already issued stay valid, as when a
+    /// secret is rotated in Genesys.
+    pub fn set_credentials(&self, client_id: &str, client_secret: &str) {
+        lock(&self.handle.shared.auth).set_credentials(client_id, client_secret);
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        lock(&self.handle.shared.log).clone()
+    }
+
+    pub fn clear_log(&self) {
+        lock(&self.handle.shared.log).clear();
+    }
+}
+
+async fn churn(shared: Arc<Shared>, period: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The first tick fires at once; skip it so the scripted start state is visible for a period.
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => lock(&shared.org).churn_step(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

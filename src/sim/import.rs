@@ -1,0 +1,630 @@
+//! Data table CSV import jobs: the job resource, the upload "bucket" on the second listener,
+//! and the asynchronous processing that applies the file.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, Method};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Number, Value, json};
+
+use super::routes::Reply;
+use super::state::{ApiError, MAX_ROWS, Org, Table, iso, new_id};
+use super::{FieldType, Shared, lock};
+
+/// Genesys processes uploads asynchronously; clients must poll the job.
+const PROCESSING_DELAY: Duration = Duration::from_millis(50);
+/// How many row problems an errorInformation message lists before summarizing.
+const MAX_LISTED_PROBLEMS: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ImportMode {
+    ReplaceAll,
+    Append,
+}
+
+impl ImportMode {
+    fn wire_name(self) -> &'static str {
+        match self {
+            ImportMode::ReplaceAll => "ReplaceAll",
+            ImportMode::Append => "Append",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JobStatus {
+    WaitingForUpload,
+    Processing,
+    Failed,
+    Succeeded,
+}
+
+impl JobStatus {
+    fn wire_name(self) -> &'static str {
+        match self {
+            JobStatus::WaitingForUpload => "WaitingForUpload",
+            JobStatus::Processing => "Processing",
+            JobStatus::Failed => "Failed",
+            JobStatus::Succeeded => "Succeeded",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ImportJob {
+    pub(crate) id: String,
+    pub(crate) table_id: String,
+    name: Option<String>,
+    pub(crate) status: JobStatus,
+    mode: ImportMode,
+    created: DateTime<Utc>,
+    completed: Option<DateTime<Utc>>,
+    updated: u64,
+    deleted: u64,
+    failed: u64,
+    error: Option<ApiError>,
+}
+
+impl ImportJob {
+    fn upload_headers(&self) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            ("Content-Type", "text/csv".to_owned()),
+            ("x-amz-meta-job", self.id.clone()),
+        ])
+    }
+
+    pub(crate) fn to_json(&self, upload_base: &str) -> Value {
+        let mut v = json!({
+            "id": self.id,
+            "status": self.status.wire_name(),
+            "importMode": self.mode.wire_name(),
+            "dateCreated": iso(self.created),
+            "uploadURI": format!("{upload_base}/uploads/{}", self.id),
+            "uploadHeaders": self.upload_headers(),
+            "countRecordsUpdated": self.updated,
+            "countRecordsDeleted": self.deleted,
+            "countRecordsFailed": self.failed,
+            "selfUri": format!("/api/v2/flows/datatables/{}/import/jobs/{}", self.table_id, self.id),
+        });
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(n) = &self.name {
+                obj.insert("name".to_owned(), Value::String(n.clone()));
+            }
+            if let Some(done) = self.completed {
+                obj.insert("dateCompleted".to_owned(), Value::String(iso(done)));
+            }
+            if let Some(e) = &self.error {
+                obj.insert("errorInformation".to_owned(), e.body(None));
+            }
+        }
+        v
+    }
+}
+
+/// POST .../import/csv/jobs.
+pub(crate) fn create_job(
+    org: &mut Org,
+    table_id: &str,
+    body: &Value,
+    upload_base: &str,
+) -> Result<Value, ApiError> {
+    org.table(table_id)?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("The import job must be a JSON object"))?;
+    let mode = match obj.get("importMode").and_then(Value::as_str) {
+        Some("ReplaceAll") => ImportMode::ReplaceAll,
+        Some("Append") => ImportMode::Append,
+        Some(other) => {
+            return Err(ApiError::invalid_value(
+                other,
+                "importMode",
+                "ReplaceAll, Append",
+            ));
+        }
+        None => return Err(ApiError::bad_request("importMode is required")),
+    };
+    let job = ImportJob {
+        id: new_id(),
+        table_id: table_id.to_owned(),
+        name: obj.get("name").and_then(Value::as_str).map(str::to_owned),
+        status: JobStatus::WaitingForUpload,
+        mode,
+        created: Utc::now(),
+        completed: None,
+        updated: 0,
+        deleted: 0,
+        failed: 0,
+        error: None,
+    };
+    let v = job.to_json(upload_base);
+    org.jobs.insert(job.id.clone(), job);
+    Ok(v)
+}
+
+/// Jobs of one table, newest first.
+pub(crate) fn list_jobs(
+    org: &Org,
+    table_id: &str,
+    upload_base: &str,
+) -> Result<Vec<Value>, ApiError> {
+    org.table(table_id)?;
+    let mut jobs: Vec<&ImportJob> = org
+        .jobs
+        .values()
+        .filter(|j| j.table_id == table_id)
+        .collect();
+    jobs.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+    Ok(jobs.into_iter().map(|j| j.to_json(upload_base)).collect())
+}
+
+pub(crate) fn get_job(
+    org: &Org,
+    table_id: &str,
+    job_id: &str,
+    upload_base: &str,
+) -> Result<Value, ApiError> {
+    org.table(table_id)?;
+    org.jobs
+        .get(job_id)
+        .filter(|j| j.table_id == table_id)
+        .map(|j| j.to_json(upload_base))
+        .ok_or_else(ApiError::not_found)
+}
+
+fn s3_error(status: u16, code: &str, message: &str) -> Reply {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{}</RequestId></Error>",
+        new_id()
+    );
+    Reply::text(status, "application/xml", body)
+}
+
+/// A request to the upload listener: `PUT /uploads/{job id}` carrying the job's upload headers.
+pub(crate) fn upload(
+    shared: &Arc<Shared>,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Vec<u8>,
+) -> Reply {
+    let Some(job_id) = path
+        .strip_prefix("/uploads/")
+        .filter(|id| !id.contains('/'))
+    else {
+        return s3_error(404, "NoSuchKey", "The specified key does not exist.");
+    };
+    if method != Method::PUT {
+        return s3_error(
+            405,
+            "MethodNotAllowed",
+            "The specified method is not allowed against this resource.",
+        );
+    }
+    let mut org = lock(&shared.org);
+    let Some(job) = org.jobs.get_mut(job_id) else {
+        return s3_error(404, "NoSuchKey", "The specified key does not exist.");
+    };
+    for (name, expected) in job.upload_headers() {
+        let given = headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        if given != Some(expected.as_str()) {
+            return s3_error(
+                403,
+                "SignatureDoesNotMatch",
+                &format!(
+                    "The request signature we calculated does not match the signature you provided. Check the {name} header."
+                ),
+            );
+        }
+    }
+    // Like a presigned URL, the upload may be repeated, but only the first one is processed.
+    if job.status == JobStatus::WaitingForUpload {
+        job.status = JobStatus::Processing;
+        let shared = shared.clone();
+        let job_id = job_id.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(PROCESSING_DELAY).await;
+            process(&shared, &job_id, &body);
+        });
+    }
+    Reply::empty(200).with_header("ETag", format!("\"{}\"", new_id().replace('-', "")))
+}
+
+fn process(shared: &Shared, job_id: &str, csv: &[u8]) {
+    let mut org = lock(&shared.org);
+    let Some((table_id, mode)) = org.jobs.get(job_id).map(|j| (j.table_id.clone(), j.mode)) else {
+        return;
+    };
+    let outcome = match org.tables.get_mut(&table_id) {
+        Some(table) => apply_csv(table, mode, csv),
+        None => Err(Failure {
+            message: format!("The datatable {table_id} no longer exists"),
+            failed: 0,
+        }),
+    };
+    if let Some(job) = org.jobs.get_mut(job_id) {
+        job.completed = Some(Utc::now());
+        match outcome {
+            Ok(counts) => {
+                job.status = JobStatus::Succeeded;
+                job.updated = counts.updated;
+                job.deleted = counts.deleted;
+            }
+            Err(f) => {
+                job.status = JobStatus::Failed;
+                job.failed = f.failed;
+                job.error = Some(ApiError::new(
+                    400,
+                    "flows.datatables.import.failed",
+                    f.message,
+                ));
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) updated: u64,
+    pub(crate) deleted: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    /// Records that failed validation (0 when the file as a whole is unusable).
+    pub(crate) failed: u64,
+}
+
+impl Failure {
+    fn file(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            failed: 0,
+        }
+    }
+}
+
+/// Applies an uploaded CSV to the table, all or nothing: any bad record fails the job and
+/// leaves the table untouched.
+pub(crate) fn apply_csv(
+    table: &mut Table,
+    mode: ImportMode,
+    csv: &[u8],
+) -> Result<Counts, Failure> {
+    let text =
+        std::str::from_utf8(csv).map_err(|_| Failure::file("The file is not valid UTF-8"))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let records = parse_csv(text).map_err(Failure::file)?;
+    let mut records = records
+        .into_iter()
+        .filter(|(_, r)| !(r.len() == 1 && r[0].is_empty()));
+    let Some((_, header)) = records.next() else {
+        return Err(Failure::file("The file is empty: a header row is required"));
+    };
+    let mut seen = BTreeSet::new();
+    for column in &header {
+        if !seen.insert(column.as_str()) {
+            return Err(Failure::file(format!(
+                "The header names column \"{column}\" twice"
+            )));
+        }
+        if !table.fields.contains_key(column) {
+            return Err(Failure::file(format!(
+                "The header column \"{column}\" is not a field of the datatable"
+            )));
+        }
+    }
+    if !seen.contains("key") {
+        return Err(Failure::file("The header must include the \"key\" column"));
+    }
+
+    let mut rows: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut problems: Vec<String> = Vec::new();
+    let mut failed = 0u64;
+    for (line, record) in records {
+        match record_to_row(table, &header, &record) {
+            Ok(row) => {
+                let key = row
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                match rows.entry(key) {
+                    Entry::Occupied(e) => {
+                        failed += 1;
+                        problems.push(format!("line {line}: duplicate key \"{}\"", e.key()));
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(row);
+                    }
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                problems.push(format!("line {line}: {e}"));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        let mut message = format!("{failed} record(s) failed validation: ");
+        message.push_str(
+            &problems
+                .iter()
+                .take(MAX_LISTED_PROBLEMS)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        if problems.len() > MAX_LISTED_PROBLEMS {
+            message.push_str(&format!(
+                "; and {} more",
+                problems.len() - MAX_LISTED_PROBLEMS
+            ));
+        }
+        return Err(Failure { message, failed });
+    }
+    let resulting = match mode {
+        ImportMode::ReplaceAll => rows.len(),
+        ImportMode::Append => {
+            rows.len() + table.rows.keys().filter(|k| !rows.contains_key(*k)).count()
+        }
+    };
+    if resulting > MAX_ROWS {
+        return Err(Failure::file(format!(
+            "The import would leave {resulting} rows; a datatable holds at most {MAX_ROWS}"
+        )));
+    }
+    let updated = rows.len() as u64;
+    let deleted = match mode {
+        ImportMode::ReplaceAll => {
+            let gone = table.rows.keys().filter(|k| !rows.contains_key(*k)).count() as u64;
+            table.rows = rows;
+            gone
+        }
+        ImportMode::Append => {
+            table.rows.extend(rows);
+            0
+        }
+    };
+    Ok(Counts { updated, deleted })
+}
+
+fn record_to_row(
+    table: &Table,
+    header: &[String],
+    record: &[String],
+) -> Result<Map<String, Value>, String> {
+    if record.len() != header.len() {
+        return Err(format!(
+            "{} fields, expected {}",
+            record.len(),
+            header.len()
+        ));
+    }
+    let mut row = Map::new();
+    for (column, cell) in header.iter().zip(record) {
+        let Some(spec) = table.fields.get(column) else {
+            continue;
+        };
+        // An empty cell leaves the field unset, except for the key, which must be given.
+        if cell.is_empty() && column != "key" {
+            continue;
+        }
+        let value = match spec.ty {
+            FieldType::String => Value::String(cell.clone()),
+            FieldType::Integer => cell
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| format!("\"{column}\": \"{cell}\" is not an integer"))?,
+            FieldType::Number => {
+                let t = cell.trim();
+                match t.parse::<i64>() {
+                    Ok(i) => Value::from(i),
+                    Err(_) => t
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(Number::from_f64)
+                        .map(Value::Number)
+                        .ok_or_else(|| format!("\"{column}\": \"{cell}\" is not a number"))?,
+                }
+            }
+            FieldType::Boolean => match cell.trim().to_ascii_lowercase().as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => {
+                    return Err(format!(
+                        "\"{column}\": \"{cell}\" is not a boolean (true/false)"
+                    ));
+                }
+            },
+        };
+        row.insert(column.clone(), value);
+    }
+    table
+        .validate_row(&Value::Object(row), None)
+        .map_err(|e| e.message)
+}
+
+/// RFC 4180 CSV: comma-separated, `"`-quoted fields with `""` escapes, CRLF or LF record ends,
+/// line breaks allowed inside quotes. Returns each record with the line it starts on.
+pub(crate) fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
+    let mut records = Vec::new();
+    let mut record: Vec<String> = Vec::new();
+    let mut field = String::new();
+    let mut in_quotes = false;
+    let mut closed_quote = false;
+    let mut line = 1usize;
+    let mut record_line = 1usize;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => {
+                    in_quotes = false;
+                    closed_quote = true;
+                }
+                '\n' => {
+                    line += 1;
+                    field.push('\n');
+                }
+                other => field.push(other),
+            }
+            continue;
+        }
+        match c {
+            ',' => {
+                record.push(std::mem::take(&mut field));
+                closed_quote = false;
+            }
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\r' | '\n' => {
+                record.push(std::mem::take(&mut field));
+                records.push((record_line, std::mem::take(&mut record)));
+                closed_quote = false;
+                line += 1;
+                record_line = line;
+            }
+            '"' if field.is_empty() && !closed_quote => in_quotes = true,
+            '"' => return Err(format!("line {line}: a quote inside an unquoted field")),
+            _ if closed_quote => {
+                return Err(format!("line {line}: characters after a closing quote"));
+            }
+            other => field.push(other),
+        }
+    }
+    if in_quotes {
+        return Err(format!("line {record_line}: unterminated quoted field"));
+    }
+    if !field.is_empty() || !record.is_empty() || closed_quote {
+        record.push(field);
+        records.push((record_line, record));
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn recs(text: &str) -> Vec<Vec<String>> {
+        parse_csv(text)
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    #[test]
+    fn csv_parsing() {
+        assert_eq!(recs("a,b\r\n1,2\r\n"), vec![vec!["a", "b"], vec!["1", "2"]]);
+        assert_eq!(recs("a,b\n1,2"), vec![vec!["a", "b"], vec!["1", "2"]]);
+        assert_eq!(
+            recs("key\n\"a, \"\"b\"\"\nc\"\n\"\"\n"),
+            vec![vec!["key"], vec!["a, \"b\"\nc"], vec![""]]
+        );
+        assert_eq!(recs("a,,\n"), vec![vec!["a", "", ""]]);
+        let lines: Vec<usize> = parse_csv("a\n\"x\ny\"\nz\n")
+            .unwrap()
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert_eq!(lines, vec![1, 2, 4]);
+        assert!(parse_csv("a\n\"open").unwrap_err().contains("unterminated"));
+        assert!(parse_csv("a\nb\"c\n").is_err());
+        assert!(parse_csv("a\n\"b\"c\n").is_err());
+    }
+
+    fn table() -> Table {
+        let mut org = Org::new();
+        let id = org.create_table_direct(
+            "T",
+            &[
+                ("Online", FieldType::Integer),
+                ("Note", FieldType::String),
+                ("On", FieldType::Boolean),
+            ],
+        );
+        org.put_row_direct(&id, json!({"key": "old", "Online": 1}));
+        org.put_row_direct(&id, json!({"key": "a", "Online": 1}));
+        org.tables.remove(&id).unwrap()
+    }
+
+    #[test]
+    fn replace_all_and_append() {
+        let mut t = table();
+        let c = apply_csv(
+            &mut t,
+            ImportMode::ReplaceAll,
+            b"key,Online,On\na,2,TRUE\nb,,false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Counts {
+                updated: 2,
+                deleted: 1
+            }
+        );
+        assert_eq!(
+            t.rows["a"],
+            *json!({"key": "a", "Online": 2, "On": true})
+                .as_object()
+                .unwrap()
+        );
+        assert_eq!(
+            t.rows["b"],
+            *json!({"key": "b", "On": false}).as_object().unwrap()
+        );
+        let c = apply_csv(
+            &mut t,
+            ImportMode::Append,
+            "\u{feff}key,Note\r\nc,\"x,y\"\r\n".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Counts {
+                updated: 1,
+                deleted: 0
+            }
+        );
+        assert_eq!(t.rows.len(), 3);
+    }
+
+    #[test]
+    fn bad_files_fail_without_changes() {
+        let mut t = table();
+        let before = t.rows.clone();
+        let cases: [(&[u8], &str); 9] = [
+            (b"", "empty"),
+            (b"Online\n1\n", "key"),
+            (b"key,Bogus\na,1\n", "Bogus"),
+            (b"key,key\na,b\n", "twice"),
+            (b"key,Online\na,x\n", "line 2"),
+            (b"key,Online\na,1\na,2\n", "duplicate"),
+            (b"key,Online\na\n", "fields"),
+            (b"key,Online\n\"a,1\n", "unterminated"),
+            (b"key\n\xff\n", "UTF-8"),
+        ];
+        for (csv, needle) in cases {
+            let f = apply_csv(&mut t, ImportMode::ReplaceAll, csv).unwrap_err();
+            assert!(f.message.contains(needle), "{needle}: {}", f.message);
+        }
+        assert_eq!(t.rows, before);
+        let f = apply_csv(&mut t, ImportMode::Append, b"key,Online\na,x\nb,y\nc,3\n").unwrap_err();
+        assert_eq!(f.failed, 2);
+    }
+}

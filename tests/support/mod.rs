@@ -1,0 +1,191 @@
+//! Shared test helpers: a seeded simulator, config files, and the binary.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use genesys_queue_sync::commands::{self, RunOptions};
+use genesys_queue_sync::config::Config;
+use genesys_queue_sync::cycle::CycleReport;
+use genesys_queue_sync::demo;
+use genesys_queue_sync::genesys::RetryPolicy;
+use genesys_queue_sync::schedule::Exit;
+use genesys_queue_sync::sim::{
+    FieldType, LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence,
+};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+pub const SECRET: &str = "sim-client-secret";
+pub const TABLE: &str = "QueueAgentCounts";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_genesys-queue-sync")
+}
+
+pub const COLUMNS: &[(&str, FieldType)] = &[
+    ("Online", FieldType::Integer),
+    ("OnQueue", FieldType::Integer),
+    ("Idle", FieldType::Integer),
+    ("Interacting", FieldType::Integer),
+    ("Waiting", FieldType::Integer),
+    ("UpdatedAt", FieldType::String),
+];
+
+/// A simulator with the default table and no queues.
+pub async fn spawn_sim(opts: SimOptions) -> Sim {
+    let sim = Sim::start(opts).await.expect("sim starts");
+    sim.create_table(TABLE, COLUMNS);
+    sim
+}
+
+/// Adds a queue with a known mix of agents: 2 idle + 3 interacting on queue,
+/// 1 available off queue, 1 on break, 2 offline; 4 voice + 1 chat waiting.
+pub fn add_busy_queue(sim: &Sim, name: &str) -> String {
+    let id = sim.add_queue(name);
+    let q = [id.as_str()];
+    for _ in 0..2 {
+        sim.add_agent(SystemPresence::OnQueue, RoutingStatus::Idle, &q);
+    }
+    for _ in 0..3 {
+        sim.add_agent(SystemPresence::OnQueue, RoutingStatus::Interacting, &q);
+    }
+    sim.add_agent(SystemPresence::Available, RoutingStatus::OffQueue, &q);
+    sim.add_agent(SystemPresence::Break, RoutingStatus::OffQueue, &q);
+    for _ in 0..2 {
+        sim.add_agent(SystemPresence::Offline, RoutingStatus::OffQueue, &q);
+    }
+    sim.set_waiting(&id, "voice", 4);
+    sim.set_waiting(&id, "chat", 1);
+    id
+}
+
+/// The row values add_busy_queue's queue must get.
+pub fn busy_values() -> [(&'static str, i64); 5] {
+    [
+        ("Online", 7),
+        ("OnQueue", 5),
+        ("Idle", 2),
+        ("Interacting", 3),
+        ("Waiting", 5),
+    ]
+}
+
+pub fn table_id(sim: &Sim) -> String {
+    sim.table_id(TABLE).expect("table exists")
+}
+
+pub fn rows(sim: &Sim) -> BTreeMap<String, Map<String, Value>> {
+    sim.rows(&table_id(sim))
+}
+
+pub fn int(row: &Map<String, Value>, col: &str) -> i64 {
+    row.get(col)
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| panic!("{col} missing in {row:?}"))
+}
+
+/// A config file for the binary, pointing at `sim`.
+pub struct ConfigFile {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn config_file(sim: &Sim, body: &str) -> ConfigFile {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let text = format!(
+        "[genesys]\napi_url = \"{}\"\nclient_id = \"sim-client-id\"\nrequest_timeout = \"2s\"\n\n[http]\nlisten = \"off\"\n\n{body}",
+        sim.base_url()
+    );
+    std::fs::write(&path, text).unwrap();
+    ConfigFile { dir, path }
+}
+
+pub fn queues_toml(names: &[&str]) -> String {
+    let list: Vec<String> = names.iter().map(|n| format!("{:?}", n)).collect();
+    format!(
+        "[table]\nname = \"{TABLE}\"\n\n[queues]\nnames = [{}]\n",
+        list.join(", ")
+    )
+}
+
+/// Runs the binary to completion with the secret in the environment.
+pub async fn run_bin(args: &[&str], cfg: &ConfigFile) -> Output {
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.args(args)
+        .arg("--config")
+        .arg(&cfg.path)
+        .env_clear()
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("binary finished within 60 s")
+        .expect("binary runs")
+}
+
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A config for in-process runs (bypasses the file's 10 s minimum period to keep tests fast).
+pub fn config(sim: &Sim, names: &[&str], cron: &str) -> Config {
+    let mut c = demo::config_for(sim, names.iter().map(|s| s.to_string()).collect(), cron).unwrap();
+    c.request_timeout = Duration::from_secs(2);
+    c
+}
+
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        max_retry_after: Duration::from_secs(5),
+    }
+}
+
+/// Runs the daemon in-process until `cycles` cycles have finished; returns the reports.
+pub async fn run_cycles(cfg: Config, cycles: usize) -> (Exit, Vec<CycleReport>) {
+    let shutdown = CancellationToken::new();
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (r, stop) = (reports.clone(), shutdown.clone());
+    let mut opts = RunOptions::new(shutdown);
+    opts.retry = fast_retry();
+    opts.on_cycle = Some(Arc::new(move |rep: &CycleReport| {
+        let mut v = r.lock().unwrap();
+        v.push(rep.clone());
+        if v.len() >= cycles {
+            stop.cancel();
+        }
+    }));
+    let exit = tokio::time::timeout(Duration::from_secs(60), commands::run(cfg, opts))
+        .await
+        .expect("daemon stops within 60 s")
+        .expect("daemon runs");
+    let v = std::mem::take(&mut *reports.lock().unwrap());
+    (exit, v)
+}
+
+pub fn count(reqs: &[LoggedRequest], method: &str, path_contains: &str) -> usize {
+    reqs.iter()
+        .filter(|r| r.method == method && r.path.contains(path_contains))
+        .count()
+}
+
+pub fn token_requests(reqs: &[LoggedRequest]) -> usize {
+    count(reqs, "POST", "/oauth/token")
+}
+
+pub fn row_writes(reqs: &[LoggedRequest]) -> usize {
+    reqs.iter()
+        .filter(|r| (r.method == "POST" || r.method == "PUT") && r.path.contains("/rows"))
+        .count()
+}
