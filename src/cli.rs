@@ -60,6 +60,8 @@ pub enum Command {
     },
     /// Check the config, the login, every queue, and the table's schema; one line per check.
     Check(ConfigArg),
+    /// List the queues the selection resolves to and the requests per minute they cost.
+    Queues(ConfigArg),
     /// Run the real daemon against a built-in simulated Genesys org and show the table live.
     Demo {
         /// Stop after this many cycles (default: until Ctrl-C).

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::cli::{Cli, Command, TableCommand};
-use crate::config::{self, Config, ConfigError, ProcessEnv, TableRef};
+use crate::config::{self, Config, ConfigError, ProcessEnv, TableRef, WriteMode};
 use crate::cycle::{self, CycleReport, Syncer};
 use crate::genesys::datatable::{self, COLUMNS};
 use crate::genesys::observations::MAX_QUEUES_PER_QUERY;
@@ -75,6 +75,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             .await
         }
         Command::Check(c) => check(&c.config).await,
+        Command::Queues(c) => with_config(&c.config, queues_command).await,
         Command::Demo { cycles, every } => {
             match crate::demo::run(cycles, every, shutdown_on_signals()).await {
                 Ok(()) => exit::OK,
@@ -361,8 +362,10 @@ pub async fn check(path: &Path) -> u8 {
             return exit::FAILURE;
         }
     }
+    let mut selected = None;
     match cycle::resolve(&client, &cfg).await {
-        Ok(targets) => {
+        Ok(res) => {
+            let targets = &res.targets;
             for name in &cfg.queue_names {
                 match targets
                     .iter()
@@ -386,6 +389,35 @@ pub async fn check(path: &Path) -> u8 {
                     ),
                 }
             }
+            if !cfg.selection.patterns.is_empty() || !cfg.selection.divisions.is_empty() {
+                let n = targets.len();
+                line(
+                    n > 0,
+                    "queues.match/divisions",
+                    &if n > 0 {
+                        format!("{n} queues selected in all (see `genesys-queue-sync queues`)")
+                    } else {
+                        "match no queue; fix: check the patterns (* is the wildcard) and division names or ids".to_owned()
+                    },
+                );
+            }
+            if !res.left_out.is_empty() {
+                line(
+                    false,
+                    "table limit",
+                    &format!(
+                        "{} queues are left out (a table holds 5,000 rows), e.g. {}; fix: narrow queues.match or queues.divisions",
+                        res.left_out.len(),
+                        res.left_out
+                            .iter()
+                            .take(5)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            selected = Some(targets.len());
         }
         Err(e) => line(
             false,
@@ -427,25 +459,17 @@ pub async fn check(path: &Path) -> u8 {
             &format!("{e}; fix: the OAuth client's role needs architect:datatable:view"),
         ),
     }
-    let n = (cfg.queue_names.len() + cfg.queue_ids.len()) as u64;
-    let per_cycle = n.div_ceil(MAX_QUEUES_PER_QUERY as u64) + n;
-    let per_minute = per_cycle * 60 / cfg.schedule.period.as_secs().max(1);
-    let fits = per_minute <= u64::from(cfg.requests_per_minute);
-    line(
-        fits,
-        "budget",
-        &if fits {
-            format!(
-                "about {per_minute} requests/minute at most, within limits.requests_per_minute = {}",
-                cfg.requests_per_minute
-            )
-        } else {
-            format!(
-                "up to {per_minute} requests/minute needed but limits.requests_per_minute = {}; fix: fewer queues or a longer schedule",
-                cfg.requests_per_minute
-            )
-        },
-    );
+    let n = selected.unwrap_or(cfg.queue_names.len() + cfg.queue_ids.len());
+    let est = Estimate::new(&cfg, n);
+    let (fits, detail) = est.verdict();
+    line(fits, "budget", &detail);
+    if cfg.write_mode != WriteMode::Rows && !cfg.table_owned {
+        line(
+            false,
+            "write_mode",
+            "import and auto modes need table.owned = true: an import replaces every row of the table",
+        );
+    }
     if ok { exit::OK } else { exit::FAILURE }
 }
 
@@ -512,6 +536,189 @@ async fn table_create(cfg: Config) -> u8 {
             println!("✗ {e}");
             exit::FAILURE
         }
+    }
+}
+
+/// Expected requests per minute for a selection of `n` queues under the current settings.
+pub struct Estimate {
+    pub queues: usize,
+    pub budget: u32,
+    pub cycles_per_minute: f64,
+    pub reads_per_cycle: f64,
+    pub heartbeat_per_cycle: f64,
+    /// Upper bound of refresh writes per cycle (every unchanged row once per refresh_after).
+    pub refresh_per_cycle: f64,
+    pub mode: WriteMode,
+    pub owned: bool,
+    pub refresh_after: std::time::Duration,
+}
+
+impl Estimate {
+    pub fn new(cfg: &Config, n: usize) -> Self {
+        let period = cfg.schedule.period.as_secs_f64().max(1.0);
+        Self {
+            queues: n,
+            budget: cfg.requests_per_minute,
+            cycles_per_minute: 60.0 / period,
+            reads_per_cycle: n.div_ceil(MAX_QUEUES_PER_QUERY) as f64,
+            heartbeat_per_cycle: if cfg.rows.heartbeat_key.is_some() {
+                1.0
+            } else {
+                0.0
+            },
+            refresh_per_cycle: n as f64 * (period / cfg.rows.refresh_after.as_secs_f64()).min(1.0),
+            mode: cfg.write_mode,
+            owned: cfg.table_owned,
+            refresh_after: cfg.rows.refresh_after,
+        }
+    }
+
+    /// Requests per minute in rows mode when `fraction` of the queues change every cycle.
+    pub fn rows_per_minute(&self, fraction: f64) -> f64 {
+        let writes = fraction * self.queues as f64
+            + self
+                .refresh_per_cycle
+                .min((1.0 - fraction) * self.queues as f64);
+        (self.reads_per_cycle + self.heartbeat_per_cycle + writes) * self.cycles_per_minute
+    }
+
+    /// Requests per minute in import mode: reads plus create, upload and about two polls.
+    pub fn import_per_minute(&self) -> f64 {
+        (self.reads_per_cycle + 4.0) * self.cycles_per_minute
+    }
+
+    /// Whether the settings fit the budget (rows mode assumes 10% of queues change per cycle).
+    pub fn verdict(&self) -> (bool, String) {
+        let budget = f64::from(self.budget);
+        if self.mode == WriteMode::Import {
+            let need = self.import_per_minute();
+            return (
+                need <= budget,
+                format!(
+                    "import mode: about {need:.0} requests/minute for {} queues (budget {budget:.0})",
+                    self.queues
+                ),
+            );
+        }
+        let need = self.rows_per_minute(0.1);
+        if need <= budget {
+            return (
+                true,
+                format!(
+                    "about {need:.0} requests/minute for {} queues with 10% changing per cycle (budget {budget:.0})",
+                    self.queues
+                ),
+            );
+        }
+        if self.mode == WriteMode::Auto && self.owned {
+            return (
+                true,
+                format!(
+                    "rows would need about {need:.0} requests/minute (budget {budget:.0}); auto mode switches to import (about {:.0}/minute)",
+                    self.import_per_minute()
+                ),
+            );
+        }
+        let per_cycle_budget = budget / self.cycles_per_minute;
+        let avail = per_cycle_budget
+            - self.reads_per_cycle
+            - self.heartbeat_per_cycle
+            - 0.1 * self.queues as f64;
+        let refresh_hint = if avail > 0.0 {
+            let period_s = 60.0 / self.cycles_per_minute;
+            let minutes = (self.queues as f64 * period_s / avail / 60.0).ceil();
+            format!(
+                "or rows.refresh_after of at least {minutes}m (now {})",
+                humantime::format_duration(self.refresh_after)
+            )
+        } else {
+            "since even the changed rows alone exceed the budget, a longer refresh_after cannot help".to_owned()
+        };
+        (
+            false,
+            format!(
+                "rows mode needs about {need:.0} requests/minute for {} queues with 10% changing per cycle, over the budget of {budget:.0}; \
+                 fix: write_mode = \"import\" with table.owned = true (about {:.0}/minute), {refresh_hint}",
+                self.queues,
+                self.import_per_minute(),
+            ),
+        )
+    }
+}
+
+/// `queues`: the resolved selection and what it costs.
+pub async fn queues_command(cfg: Config) -> u8 {
+    let client = match Client::new(&cfg, Metrics::new(), shutdown_on_signals()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::FAILURE;
+        }
+    };
+    let res = match cycle::resolve(&client, &cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: resolving queues: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let width = res
+        .targets
+        .iter()
+        .map(|t| t.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!("{:<width$}  {:<36}  division", "name", "id");
+    for t in &res.targets {
+        println!("{:<width$}  {:<36}  {}", t.name, t.id, t.division);
+    }
+    println!();
+    println!("{} queues selected", res.targets.len());
+    for m in &res.missing {
+        println!("✗ not found: {m}");
+    }
+    if !res.left_out.is_empty() {
+        println!(
+            "✗ {} queues left out: a table holds at most 5,000 rows",
+            res.left_out.len()
+        );
+    }
+    let est = Estimate::new(&cfg, res.targets.len());
+    println!(
+        "\nExpected requests per minute (schedule period {}s, budget {}):",
+        cfg.schedule.period.as_secs(),
+        cfg.requests_per_minute
+    );
+    println!(
+        "  reads {:.0}, heartbeat {:.0}, refreshes at most {:.0} (rows.refresh_after = {})",
+        est.reads_per_cycle * est.cycles_per_minute,
+        est.heartbeat_per_cycle * est.cycles_per_minute,
+        est.refresh_per_cycle * est.cycles_per_minute,
+        humantime::format_duration(cfg.rows.refresh_after)
+    );
+    for f in [0.1, 0.5, 1.0] {
+        let need = est.rows_per_minute(f);
+        println!(
+            "  rows mode, {:>3.0}% of queues changing per cycle: {need:.0}/min {}",
+            f * 100.0,
+            if need <= f64::from(cfg.requests_per_minute) {
+                "✓"
+            } else {
+                "✗ over budget"
+            }
+        );
+    }
+    println!(
+        "  import mode (owned table): {:.0}/min",
+        est.import_per_minute()
+    );
+    let (fits, detail) = est.verdict();
+    println!("{} {detail}", if fits { "✓" } else { "✗" });
+    if res.missing.is_empty() && fits {
+        exit::OK
+    } else {
+        exit::FAILURE
     }
 }
 

@@ -94,6 +94,15 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    rows: RawRows,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRows {
+    refresh_after: Option<Spanned<String>>,
+    heartbeat_key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +124,8 @@ struct RawTable {
     name: Option<Spanned<String>>,
     id: Option<Spanned<String>>,
     key: Option<Spanned<String>>,
+    write_mode: Option<Spanned<String>>,
+    owned: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,7 +135,12 @@ struct RawQueues {
     names: Vec<Spanned<String>>,
     #[serde(default)]
     ids: Vec<Spanned<String>>,
+    #[serde(default, rename = "match")]
+    patterns: Vec<Spanned<String>>,
+    #[serde(default)]
+    divisions: Vec<Spanned<String>>,
     resolve_every: Option<Spanned<String>>,
+    on_vanish: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,13 +237,66 @@ pub struct Config {
     pub request_timeout: Duration,
     pub table: TableRef,
     pub key_by: KeyBy,
+    /// How rows reach the table.
+    pub write_mode: WriteMode,
+    /// The daemon owns the whole table (required for import mode, which replaces every row).
+    pub table_owned: bool,
     pub queue_names: Vec<String>,
     pub queue_ids: Vec<String>,
+    pub selection: Selection,
     pub resolve_every: Duration,
     pub schedule: Schedule,
     pub requests_per_minute: u32,
     pub write_concurrency: usize,
     pub http_listen: Option<SocketAddr>,
+    pub rows: RowsPolicy,
+}
+
+/// How a cycle's rows are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// POST/PUT per row: the table may hold rows of others.
+    Rows,
+    /// One CSV import job (ReplaceAll) per cycle: needs an owned table.
+    Import,
+    /// Rows while they fit the budget, import when they do not (owned tables only).
+    Auto,
+}
+
+/// What happens to the row of a queue that leaves the selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnVanish {
+    Keep,
+    Delete,
+}
+
+/// Queue selection beyond explicit names and ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Name patterns with `*` wildcards, case-insensitive.
+    pub patterns: Vec<String>,
+    /// Division ids or names: restrict pattern matches, or select whole divisions when no
+    /// pattern is given.
+    pub divisions: Vec<String>,
+    pub on_vanish: OnVanish,
+}
+
+/// When rows are (re)written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowsPolicy {
+    /// An unchanged row is rewritten once its UpdatedAt is this old.
+    pub refresh_after: Duration,
+    /// Key of the row written every cycle as a liveness signal; None when off.
+    pub heartbeat_key: Option<String>,
+}
+
+impl Default for RowsPolicy {
+    fn default() -> Self {
+        Self {
+            refresh_after: Duration::from_secs(300),
+            heartbeat_key: Some("_heartbeat".to_owned()),
+        }
+    }
 }
 
 /// Where the loader reads the environment from; tests pass a map.
@@ -358,8 +427,9 @@ impl Validator<'_> {
             Some(s) => self.duration("genesys.request_timeout", s, Duration::from_millis(100))?,
         };
 
-        let (table, key_by) = self.table(raw.table)?;
-        let (queue_names, queue_ids, resolve_every) = self.queues(raw.queues)?;
+        let (table, key_by, write_mode, table_owned) = self.table(raw.table)?;
+        let (queue_names, queue_ids, selection, resolve_every) = self.queues(raw.queues)?;
+        let rows = self.rows(&raw.rows)?;
 
         let schedule = match &raw.schedule.cron {
             None => Schedule::parse("0 * * * * *").map_err(|e| {
@@ -415,13 +485,17 @@ impl Validator<'_> {
             request_timeout,
             table,
             key_by,
+            write_mode,
+            table_owned,
             queue_names,
             queue_ids,
+            selection,
             resolve_every,
             schedule,
             requests_per_minute,
             write_concurrency,
             http_listen,
+            rows,
         })
     }
 
@@ -517,7 +591,22 @@ impl Validator<'_> {
         Ok(SecretString::from(secret.to_owned()))
     }
 
-    fn table(&self, raw: Option<RawTable>) -> Result<(TableRef, KeyBy), ConfigError> {
+    fn rows(&self, r: &RawRows) -> Result<RowsPolicy, ConfigError> {
+        let mut p = RowsPolicy::default();
+        if let Some(s) = &r.refresh_after {
+            p.refresh_after = self.duration("rows.refresh_after", s, Duration::from_secs(60))?;
+        }
+        if let Some(k) = &r.heartbeat_key {
+            let k = k.get_ref().trim();
+            p.heartbeat_key = (!k.is_empty() && k != "off").then(|| k.to_owned());
+        }
+        Ok(p)
+    }
+
+    fn table(
+        &self,
+        raw: Option<RawTable>,
+    ) -> Result<(TableRef, KeyBy, WriteMode, bool), ConfigError> {
         let Some(t) = raw else {
             return Err(ConfigError::new(
                 "table",
@@ -561,10 +650,35 @@ impl Validator<'_> {
                 .at(self.line(k)));
             }
         };
-        Ok((table, key_by))
+        let owned = t.owned.as_ref().is_some_and(|o| *o.get_ref());
+        let write_mode = match t.write_mode.as_ref().map(|m| (m.get_ref().as_str(), m)) {
+            None | Some(("rows", _)) => WriteMode::Rows,
+            Some(("import", m)) if !owned => {
+                return Err(ConfigError::new(
+                    "table.write_mode",
+                    "import mode replaces every row of the table (ReplaceAll), so it needs a table the daemon owns",
+                    "set table.owned = true if no one else writes rows to this table, or use write_mode = \"rows\"",
+                )
+                .at(self.line(m)));
+            }
+            Some(("import", _)) => WriteMode::Import,
+            Some(("auto", _)) => WriteMode::Auto,
+            Some((other, m)) => {
+                return Err(ConfigError::new(
+                    "table.write_mode",
+                    format!("`{other}` is not a write mode"),
+                    "use \"rows\" (one request per row), \"import\" (one CSV import per cycle, owned tables) or \"auto\"",
+                )
+                .at(self.line(m)));
+            }
+        };
+        Ok((table, key_by, write_mode, owned))
     }
 
-    fn queues(&self, q: RawQueues) -> Result<(Vec<String>, Vec<String>, Duration), ConfigError> {
+    fn queues(
+        &self,
+        q: RawQueues,
+    ) -> Result<(Vec<String>, Vec<String>, Selection, Duration), ConfigError> {
         let mut names = Vec::new();
         for n in &q.names {
             let name = n.get_ref().trim();
@@ -595,11 +709,50 @@ impl Validator<'_> {
                 ids.push(id.to_owned());
             }
         }
-        if names.is_empty() && ids.is_empty() {
+        let mut patterns = Vec::new();
+        for p in &q.patterns {
+            let pat = p.get_ref().trim();
+            if pat.is_empty() || pat.chars().all(|c| c == '*') && !q.divisions.is_empty() {
+                return Err(ConfigError::new(
+                    "queues.match",
+                    format!("`{pat}` selects nothing useful"),
+                    "write a name pattern such as \"Sales *\" (use * as a wildcard), or use queues.divisions alone",
+                )
+                .at(self.line(p)));
+            }
+            patterns.push(pat.to_owned());
+        }
+        let mut divisions = Vec::new();
+        for d in &q.divisions {
+            let div = d.get_ref().trim();
+            if div.is_empty() {
+                return Err(ConfigError::new(
+                    "queues.divisions",
+                    "contains an empty entry",
+                    "remove it",
+                )
+                .at(self.line(d)));
+            }
+            divisions.push(div.to_owned());
+        }
+        let on_vanish = match q.on_vanish.as_ref().map(|v| (v.get_ref().as_str(), v)) {
+            None | Some(("keep", _)) => OnVanish::Keep,
+            Some(("delete", _)) => OnVanish::Delete,
+            Some((other, v)) => {
+                return Err(ConfigError::new(
+                    "queues.on_vanish",
+                    format!("`{other}` is not an option"),
+                    "use \"keep\" (leave the row of a vanished queue) or \"delete\" (remove it)",
+                )
+                .at(self.line(v)));
+            }
+        };
+        if names.is_empty() && ids.is_empty() && patterns.is_empty() && divisions.is_empty() {
             return Err(ConfigError::new(
                 "queues.names",
                 "no queues are configured",
-                "list queue names in queues.names = [\"Sales\"] and/or queue ids in queues.ids",
+                "list queue names in queues.names = [\"Sales\"], queue ids in queues.ids, \
+                 name patterns in queues.match, or divisions in queues.divisions",
             ));
         }
         if names.len() + ids.len() > 5000 {
@@ -613,7 +766,12 @@ impl Validator<'_> {
             None => Duration::from_secs(600),
             Some(s) => self.duration("queues.resolve_every", s, Duration::from_secs(60))?,
         };
-        Ok((names, ids, resolve_every))
+        let selection = Selection {
+            patterns,
+            divisions,
+            on_vanish,
+        };
+        Ok((names, ids, selection, resolve_every))
     }
 
     fn duration(
@@ -728,6 +886,21 @@ pub fn parse_base_url(key: &str, s: &str, line: Option<usize>) -> Result<Url, Co
         .at(line));
     }
     Ok(url)
+}
+
+/// Checks an upload URL handed out by the API (https, or http to loopback only).
+pub fn parse_upload_url(s: &str) -> Result<Url, String> {
+    parse_base_url("uploadURI", s, None)
+        .or_else(|e| {
+            // Pre-signed URLs carry a query string; only the scheme and host rules apply here.
+            let url = Url::parse(s).map_err(|_| e.clone())?;
+            match url.scheme() {
+                "https" => Ok(url),
+                "http" if is_loopback(&url) => Ok(url),
+                _ => Err(e),
+            }
+        })
+        .map_err(|e| e.problem)
 }
 
 fn is_loopback(url: &Url) -> bool {

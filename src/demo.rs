@@ -11,7 +11,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::{self, RunOptions};
-use crate::config::{Config, KeyBy, Schedule, TableRef, parse_base_url};
+use crate::config::{
+    Config, KeyBy, OnVanish, RowsPolicy, Schedule, Selection, TableRef, WriteMode, parse_base_url,
+};
 use crate::genesys::datatable::COLUMNS;
 use crate::sim::{FieldType, RoutingStatus, Sim, SimOptions, SystemPresence};
 
@@ -77,13 +79,21 @@ pub fn config_for(sim: &Sim, queue_names: Vec<String>, cron: &str) -> anyhow::Re
         request_timeout: Duration::from_secs(5),
         table: TableRef::Name(TABLE.to_owned()),
         key_by: KeyBy::Name,
+        write_mode: WriteMode::Rows,
+        table_owned: false,
         queue_names,
         queue_ids: Vec::new(),
+        selection: Selection {
+            patterns: Vec::new(),
+            divisions: Vec::new(),
+            on_vanish: OnVanish::Keep,
+        },
         resolve_every: Duration::from_secs(600),
         schedule: Schedule::parse(cron).map_err(anyhow::Error::msg)?,
         requests_per_minute: 240,
         write_concurrency: 4,
         http_listen: None,
+        rows: RowsPolicy::default(),
     })
 }
 

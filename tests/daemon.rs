@@ -29,7 +29,8 @@ async fn once_writes_one_row_per_queue_with_the_true_counts() {
     );
 
     let rows = rows(&sim);
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3, "two queues and the heartbeat row: {rows:?}");
+    assert!(rows["_heartbeat"]["UpdatedAt"].as_str().is_some());
     for (col, want) in busy_values() {
         assert_eq!(int(&rows["Sales"], col), want, "Sales.{col}");
     }
@@ -83,7 +84,11 @@ async fn batches_150_queues_into_two_observation_queries() {
     assert!(out.status.success(), "{:?}", text(&out));
     let reqs = sim.requests();
     assert_eq!(count(&reqs, "POST", "/observations/query"), 2);
-    assert_eq!(rows(&sim).len(), 150);
+    assert_eq!(
+        rows(&sim).len(),
+        150 + 1,
+        "150 queues and the heartbeat row"
+    );
     assert_eq!(token_requests(&reqs), 1);
 }
 
@@ -158,20 +163,28 @@ async fn odd_keys_round_trip_through_create_and_update() {
         add_busy_queue(&sim, n);
     }
     let cfg = config(&sim, &odd, "* * * * * *");
-    let (_, reports) = run_cycles(cfg, 2).await;
+    let (_, reports) = run_cycles(cfg.clone(), 1).await;
+    assert!(reports.iter().all(|r| r.outcome() == "ok"), "{reports:?}");
+    // Change every queue so the next process must PUT each row by its (encoded) key.
+    for (target, _) in &reports[0].observed {
+        sim.set_waiting(&target.id, "email", 9);
+    }
+    let (_, reports) = run_cycles(cfg, 1).await;
     assert!(reports.iter().all(|r| r.outcome() == "ok"), "{reports:?}");
     let rows = rows(&sim);
     for n in odd {
         assert_eq!(int(&rows[n], "OnQueue"), 5, "{n}");
+        assert_eq!(int(&rows[n], "Waiting"), 14, "{n}");
     }
     let reqs = sim.requests();
+    let heartbeat_puts = count(&reqs, "PUT", "/rows/_heartbeat");
     assert_eq!(
         count(&reqs, "POST", "/rows"),
-        odd.len(),
-        "created once each"
+        odd.len() + 1,
+        "created once each, plus the heartbeat row"
     );
     assert_eq!(
-        count(&reqs, "PUT", "/rows/"),
+        count(&reqs, "PUT", "/rows/") - heartbeat_puts,
         odd.len(),
         "then updated by key"
     );

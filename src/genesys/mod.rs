@@ -328,6 +328,65 @@ impl Client {
         }
     }
 
+    /// PUTs a file to a pre-signed upload URL (a data-table import's `uploadURI`).
+    /// The bearer token is not sent: the URL carries its own authorization and may be on
+    /// another host. The URL must be https (or loopback http, as for the config).
+    pub async fn upload(
+        &self,
+        endpoint: &'static str,
+        url: &str,
+        headers: &std::collections::BTreeMap<String, String>,
+        body: Vec<u8>,
+    ) -> Result<(), ApiError> {
+        let url = crate::config::parse_upload_url(url)
+            .map_err(|message| ApiError::Decode { endpoint, message })?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut builder = self.inner.http.put(url.clone()).body(body.clone());
+            for (k, v) in headers {
+                builder = builder.header(k.as_str(), v.as_str());
+            }
+            let result = self.cancellable(builder.send()).await?;
+            let retry_in = match result {
+                Ok(resp) if resp.status().is_success() => {
+                    self.inner
+                        .metrics
+                        .api_request(endpoint, resp.status().as_u16());
+                    return Ok(());
+                }
+                Ok(resp)
+                    if resp.status().is_server_error()
+                        && attempt < self.inner.retry.max_attempts =>
+                {
+                    self.inner
+                        .metrics
+                        .api_request(endpoint, resp.status().as_u16());
+                    self.backoff(attempt)
+                }
+                Ok(resp) => {
+                    self.inner
+                        .metrics
+                        .api_request(endpoint, resp.status().as_u16());
+                    return Err(self.status_error(endpoint, resp).await);
+                }
+                Err(e) if attempt < self.inner.retry.max_attempts => {
+                    self.inner.metrics.api_request(endpoint, 0);
+                    tracing::debug!(endpoint, error = %describe_transport(&e), "upload failed, will retry");
+                    self.backoff(attempt)
+                }
+                Err(e) => {
+                    self.inner.metrics.api_request(endpoint, 0);
+                    return Err(ApiError::Transport {
+                        endpoint,
+                        message: describe_transport(&e),
+                    });
+                }
+            };
+            self.cancellable(tokio::time::sleep(retry_in)).await?;
+        }
+    }
+
     fn url(&self, path: &str) -> Result<Url, ApiError> {
         // Paths are built by the endpoint modules with segments already encoded.
         let base = self.inner.api.as_str().trim_end_matches('/');

@@ -27,6 +27,8 @@ const UPLOAD_BODY_LIMIT: usize = 64 << 20;
 const UNLIMITED_ALLOWED: u32 = i32::MAX as u32;
 const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const TOKEN_LEN: usize = 86;
+/// A demo runs for hours; past this many entries the oldest tenth of the log is dropped.
+const LOG_CAP: usize = 100_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Listener {
@@ -341,6 +343,14 @@ fn answer(app: &AppState, parts: &axum::http::request::Parts, path: &str, body: 
     }
 }
 
+fn record(shared: &Shared, entry: LoggedRequest) {
+    let mut log = lock(&shared.log);
+    if log.len() >= LOG_CAP {
+        log.drain(..LOG_CAP / 10);
+    }
+    log.push(entry);
+}
+
 fn into_response(reply: Reply, correlation: &str) -> (Response, u16) {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (content_type, bytes) = match reply.payload {
@@ -442,7 +452,7 @@ pub(crate) async fn handle(
                     peer = %conn.remote,
                     "sim: dropped connection"
                 );
-                lock(&shared.log).push(entry);
+                record(&shared, entry);
                 // Never written: the killed connection fails the write and hyper closes it.
                 return Response::new(Body::empty());
             }
@@ -461,7 +471,7 @@ pub(crate) async fn handle(
     let (response, status) = into_response(reply, &correlation);
     entry.status = status;
     tracing::debug!(method = %entry.method, path = %entry.path, status, "sim: request");
-    lock(&shared.log).push(entry);
+    record(&shared, entry);
     response
 }
 

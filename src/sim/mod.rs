@@ -484,6 +484,8 @@ impl Sim {
         lock(&self.handle.shared.auth).set_credentials(client_id, client_secret);
     }
 
+    /// Every request so far, in the order they were answered (the oldest are dropped past
+    /// 100,000 entries).
     pub fn requests(&self) -> Vec<LoggedRequest> {
         lock(&self.handle.shared.log).clone()
     }
