@@ -232,6 +232,9 @@ fn log_report(r: &CycleReport) {
         tracing::info!(
             observed = r.observed.len(),
             written = r.written,
+            unchanged = r.skipped,
+            deferred = r.deferred,
+            imported = r.imported,
             duration_ms = r.duration.as_millis() as u64,
             "cycle done"
         );
@@ -239,6 +242,9 @@ fn log_report(r: &CycleReport) {
         tracing::warn!(
             observed = r.observed.len(),
             written = r.written,
+            unchanged = r.skipped,
+            deferred = r.deferred,
+            imported = r.imported,
             failed = failed.len(),
             failed_queues = %failed.join(", "),
             duration_ms = r.duration.as_millis() as u64,

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{Timelike, Utc};
 use secrecy::SecretString;
 use serde::Deserialize;
 use toml::Spanned;
@@ -197,22 +197,32 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn parse(expr: &str) -> Result<Self, String> {
+        use chrono::Timelike;
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Required)
             .dom_and_dow(true)
             .build()
             .parse(expr)
             .map_err(|e| e.to_string().trim_end_matches('.').to_owned())?;
-        let mut ticks = cron.iter_after(Utc::now()).take(2000);
-        let Some(mut prev) = ticks.next() else {
-            return Err("the expression never fires".into());
-        };
+        // Step with find_next_occurrence from whole seconds: croner's iterator skips
+        // every other tick of a per-second pattern.
+        let mut t = Utc::now().with_nanosecond(0).unwrap_or_else(Utc::now);
+        let mut prev = None;
         let mut longest = chrono::Duration::zero();
-        let mut seen = 1;
-        for t in ticks {
-            longest = longest.max(t - prev);
-            prev = t;
+        let mut seen = 0;
+        for _ in 0..2000 {
+            let Ok(next) = cron.find_next_occurrence(&t, true) else {
+                break;
+            };
+            if let Some(p) = prev {
+                longest = longest.max(next - p);
+            }
+            prev = Some(next);
             seen += 1;
+            t = next + chrono::Duration::seconds(1);
+        }
+        if seen == 0 {
+            return Err("the expression never fires".into());
         }
         if seen < 2 {
             return Err("the expression fires at most once".into());
@@ -1091,6 +1101,11 @@ names = ["Sales", "Support"]
         assert_eq!(
             Schedule::parse("*/15 * * * * *").unwrap().period,
             Duration::from_secs(15)
+        );
+        // croner's iterator skips every other tick of this one; the period must still be 1 s.
+        assert_eq!(
+            Schedule::parse("* * * * * *").unwrap().period,
+            Duration::from_secs(1)
         );
         assert_eq!(
             Schedule::parse("0 0,10 * * * *").unwrap().period,

@@ -640,7 +640,14 @@ impl Syncer {
                     k.insert(key);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "heartbeat row write failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat row write failed");
+                // With unchanged rows skipped, the heartbeat may be the only write that
+                // finds out the table was deleted.
+                if e.status() == Some(404) {
+                    self.lose_table();
+                }
+            }
         }
     }
 

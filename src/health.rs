@@ -87,7 +87,8 @@ impl Health {
         }
         let summary = r.summary();
         self.with(|i| {
-            i.last_ok_queues = if r.error.is_some() { 0 } else { r.written };
+            // Rows skipped because their values did not change are fresh too.
+            i.last_ok_queues = if r.error.is_some() { 0 } else { r.fresh() };
             i.last_summary = summary.clone();
         });
         notify(&[sd_notify::NotifyState::Status(&summary)]);
@@ -109,7 +110,7 @@ impl Health {
             } else if !i.table_ok {
                 Readiness::NotReady("data table not found or its schema does not fit")
             } else if i.last_ok_queues == 0 {
-                Readiness::NotReady("the last cycle wrote no queue")
+                Readiness::NotReady("the last cycle kept no queue's row fresh")
             } else {
                 Readiness::Ready
             }

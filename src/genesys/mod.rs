@@ -151,6 +151,18 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
+/// By hand, so the secret and the bearer token can never end up in a `{:?}`: only the
+/// endpoints and the token source's own (redacted) Debug are shown.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("api", &self.inner.api.as_str())
+            .field("auth", &self.inner.auth)
+            .field("retry", &self.inner.retry)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     http: reqwest::Client,
     api: Url,
@@ -289,6 +301,10 @@ impl Client {
                             inner.metrics.rate_limited.inc();
                             let wait =
                                 retry_after(resp.headers()).unwrap_or(Duration::from_secs(3));
+                            // The limit is per token: hold every request back for the whole
+                            // Retry-After, including when this call gives up below, or the
+                            // other calls (and the next cycle) would hit the wall again.
+                            inner.limiter.pause_for(wait);
                             if attempt >= inner.retry.max_attempts
                                 || wait > inner.retry.max_retry_after
                             {
@@ -308,7 +324,6 @@ impl Client {
                                 .metrics
                                 .retry_after_waited
                                 .inc_by((wait + jitter).as_secs_f64());
-                            inner.limiter.pause_for(wait);
                             wait + jitter
                         }
                         s if s.is_server_error() && attempt < inner.retry.max_attempts => {

@@ -461,6 +461,17 @@ pub(crate) async fn handle(
                 retry_after,
             }) => fault_reply(status, retry_after, entry.path == LOGIN_PATH),
             Some(FaultAction::Body(raw)) => Reply::text(200, "application/json", raw),
+            Some(FaultAction::Reply {
+                status,
+                body,
+                retry_after,
+            }) => {
+                let reply = Reply::text(status, "application/json", body);
+                match retry_after {
+                    Some(s) => reply.with_header("Retry-After", s.to_string()),
+                    None => reply,
+                }
+            }
             Some(FaultAction::Delay(d)) => {
                 tokio::time::sleep(d).await;
                 answer(&app, &parts, &entry.path, body)

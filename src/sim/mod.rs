@@ -239,6 +239,14 @@ pub enum FaultAction {
     Drop,
     /// 200 with this raw body.
     Body(String),
+    /// Any status with this raw JSON body (and `Retry-After` when given): for answers the
+    /// canned ones cannot give, such as the login's 400 `invalid_request` "rate limit
+    /// exceeded".
+    Reply {
+        status: u16,
+        body: String,
+        retry_after: Option<u64>,
+    },
 }
 
 /// One request as the simulator saw it, faulted ones included.

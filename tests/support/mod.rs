@@ -140,6 +140,9 @@ pub fn text(o: &Output) -> (String, String) {
 pub fn config(sim: &Sim, names: &[&str], cron: &str) -> Config {
     let mut c = demo::config_for(sim, names.iter().map(|s| s.to_string()).collect(), cron).unwrap();
     c.request_timeout = Duration::from_secs(2);
+    // A 1 s schedule gets 1/60 of the per-minute budget per cycle: give in-process runs a
+    // budget that lets a cycle write ~100 rows, as a 60 s period would at 6,000/min.
+    c.requests_per_minute = 6000;
     c
 }
 

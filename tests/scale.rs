@@ -1,0 +1,347 @@
+//! Issue 5: the cost of a cycle grows with what changed, not with the number of queues.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use genesys_queue_sync::config::{OnVanish, WriteMode};
+use genesys_queue_sync::cycle::{self, Syncer};
+use genesys_queue_sync::genesys::Client;
+use genesys_queue_sync::health::Health;
+use genesys_queue_sync::metrics::Metrics;
+use genesys_queue_sync::sim::{Fault, FaultAction, Match, SimOptions};
+use serde_json::json;
+use support::*;
+use tokio_util::sync::CancellationToken;
+
+fn syncer(cfg: genesys_queue_sync::config::Config) -> Syncer {
+    let metrics = Metrics::new();
+    let health = Health::new(cfg.schedule.period, metrics.clone());
+    let client =
+        Client::with_policy(&cfg, metrics, CancellationToken::new(), fast_retry()).unwrap();
+    Syncer::new(client, Arc::new(cfg), health)
+}
+
+fn queue_writes(reqs: &[genesys_queue_sync::sim::LoggedRequest]) -> usize {
+    reqs.iter()
+        .filter(|r| {
+            (r.method == "POST" || r.method == "PUT")
+                && r.path.contains("/rows")
+                && !r.path.contains("_heartbeat")
+        })
+        .filter(|r| !(r.method == "POST" && r.body.contains("_heartbeat")))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_rows_are_skipped_until_refresh_after() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let a = add_busy_queue(&sim, "A");
+    add_busy_queue(&sim, "B");
+    let mut cfg = config(&sim, &["A", "B"], "* * * * * *");
+    cfg.rows.refresh_after = Duration::from_secs(3);
+    let mut s = syncer(cfg);
+
+    let r = s.run_cycle(false).await;
+    assert_eq!((r.written, r.skipped), (2, 0), "{r:?}");
+    let first = rows(&sim)["B"]["UpdatedAt"].clone();
+
+    sim.set_waiting(&a, "voice", 11);
+    let r = s.run_cycle(false).await;
+    assert_eq!(
+        (r.written, r.skipped),
+        (1, 1),
+        "only the changed queue is written: {r:?}"
+    );
+    assert_eq!(int(&rows(&sim)["A"], "Waiting"), 12);
+    assert_eq!(
+        rows(&sim)["B"]["UpdatedAt"],
+        first,
+        "an unchanged row keeps its UpdatedAt"
+    );
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let r = s.run_cycle(false).await;
+    assert_eq!(
+        r.written, 2,
+        "both rows are refreshed once older than refresh_after: {r:?}"
+    );
+    assert_ne!(rows(&sim)["B"]["UpdatedAt"], first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_row_is_written_every_cycle_and_can_be_turned_off() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "A");
+    let cfg = config(&sim, &["A"], "* * * * * *");
+    let mut s = syncer(cfg.clone());
+    for _ in 0..3 {
+        s.run_cycle(false).await;
+    }
+    let reqs = sim.requests();
+    assert_eq!(
+        count(&reqs, "PUT", "/rows/_heartbeat") + 1,
+        3,
+        "created once, then updated each cycle"
+    );
+    let hb = &rows(&sim)["_heartbeat"];
+    assert_eq!(hb.len(), 2, "key and UpdatedAt only: {hb:?}");
+
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "A");
+    let mut cfg = config(&sim, &["A"], "* * * * * *");
+    cfg.rows.heartbeat_key = None;
+    syncer(cfg).run_cycle(false).await;
+    assert!(!rows(&sim).contains_key("_heartbeat"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_rewrites_nothing_that_is_already_right() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let names: Vec<String> = (0..20).map(|i| format!("Q{i}")).collect();
+    for n in &names {
+        add_busy_queue(&sim, n);
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let cfg = config(&sim, &refs, "* * * * * *");
+    let r = syncer(cfg.clone()).run_cycle(false).await;
+    assert_eq!(r.written, 20);
+    sim.clear_log();
+
+    // A new process (a restart or a rolling deploy) reads the table once and writes nothing.
+    let r = syncer(cfg).run_cycle(false).await;
+    assert_eq!((r.written, r.skipped), (0, 20), "{r:?}");
+    let reqs = sim.requests();
+    assert_eq!(queue_writes(&reqs), 0);
+    let listing: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/rows"))
+        .collect();
+    assert_eq!(listing.len(), 1);
+    assert!(
+        listing[0].query.contains("showbrief=false"),
+        "{}",
+        listing[0].query
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_budget_rows_are_deferred_changed_first_and_caught_up_next_cycle() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let names: Vec<String> = (0..30).map(|i| format!("Q{i:02}")).collect();
+    let mut ids = Vec::new();
+    for n in &names {
+        ids.push(add_busy_queue(&sim, n));
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    // Period 1 s and 1,200 requests/minute: 20 requests per cycle, 1 read + 1 heartbeat.
+    let mut cfg = config(&sim, &refs, "* * * * * *");
+    cfg.requests_per_minute = 1200;
+    let mut s = syncer(cfg);
+
+    let r = s.run_cycle(false).await;
+    assert_eq!((r.written, r.deferred), (18, 12), "{r:?}");
+    let r = s.run_cycle(false).await;
+    assert_eq!(
+        (r.written, r.deferred, r.skipped),
+        (12, 0, 18),
+        "the deferred rows go next: {r:?}"
+    );
+
+    // A big relative change goes before a small one when the budget is short.
+    for id in &ids[..25] {
+        sim.set_waiting(id, "email", 1); // Waiting 5 -> 6
+    }
+    sim.set_waiting(&ids[29], "email", 50); // Waiting 5 -> 55
+    let r = s.run_cycle(false).await;
+    assert_eq!((r.written, r.deferred), (18, 8), "{r:?}");
+    assert_eq!(
+        int(&rows(&sim)["Q29"], "Waiting"),
+        55,
+        "the largest change was written first"
+    );
+    let metrics = s.client().metrics().encode();
+    assert!(
+        metrics.contains("genesys_queue_sync_rows_total{result=\"deferred\"} 20"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_mode_writes_a_whole_cycle_with_a_handful_of_requests() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let names: Vec<String> = (0..250)
+        .map(|i| format!("Queue {i:03}, \"quoted\""))
+        .collect();
+    for n in &names {
+        sim.add_queue(n);
+    }
+    add_busy_queue(&sim, "Busy");
+    let mut refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    refs.push("Busy");
+    let mut cfg = config(&sim, &refs, "* * * * * *");
+    cfg.write_mode = WriteMode::Import;
+    cfg.table_owned = true;
+    let mut s = syncer(cfg);
+    let r = s.run_cycle(false).await;
+    assert!(r.imported && r.outcome() == "ok", "{r:?}");
+    let rows = rows(&sim);
+    assert_eq!(rows.len(), 251 + 1);
+    assert_eq!(int(&rows["Busy"], "OnQueue"), 5);
+    assert_eq!(int(&rows["Queue 007, \"quoted\""], "Online"), 0);
+
+    sim.clear_log();
+    s.run_cycle(false).await;
+    let reqs = sim.requests();
+    assert_eq!(count(&reqs, "POST", "/observations/query"), 3);
+    let write_requests = count(&reqs, "POST", "/import/csv/jobs")
+        + count(&reqs, "PUT", "/uploads/")
+        + count(&reqs, "GET", "/import/jobs/");
+    assert!(
+        write_requests <= 5,
+        "{write_requests} requests for the write"
+    );
+    assert_eq!(queue_writes(&reqs), 0, "no per-row requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_mode_keeps_old_values_of_queues_it_could_not_read() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let a = add_busy_queue(&sim, "A");
+    let mut cfg = config(&sim, &["A"], "* * * * * *");
+    cfg.write_mode = WriteMode::Import;
+    cfg.table_owned = true;
+    let mut s = syncer(cfg);
+    s.run_cycle(false).await;
+    let before = rows(&sim)["A"].clone();
+    sim.set_waiting(&a, "voice", 40);
+    sim.inject(Fault {
+        matcher: Match::Path {
+            method: Some("POST"),
+            contains: "/observations/query".into(),
+        },
+        action: FaultAction::Status {
+            status: 500,
+            retry_after: None,
+        },
+        times: u32::MAX,
+    });
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.outcome(), "failed");
+    assert_eq!(
+        rows(&sim)["A"],
+        before,
+        "never a zero or a wipe for unknown values"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patterns_and_divisions_select_queues_and_vanished_rows_follow_on_vanish() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    sim.add_queue("Sales EU");
+    sim.add_queue("Sales US");
+    sim.add_queue("Salesforce sync");
+    sim.add_queue_in_division("Tech Support", "Operations");
+    sim.add_queue_in_division("Billing", "Operations");
+    let other = sim.add_queue("Support Other");
+    let mut cfg = config(&sim, &[], "* * * * * *");
+    cfg.selection.patterns = vec!["sales *".into(), "*Support".into()];
+    let res = cycle::resolve(
+        &Client::new(&cfg, Metrics::new(), CancellationToken::new()).unwrap(),
+        &cfg,
+    )
+    .await
+    .unwrap();
+    let mut got: Vec<&str> = res.targets.iter().map(|t| t.name.as_str()).collect();
+    got.sort();
+    assert_eq!(got, ["Sales EU", "Sales US", "Tech Support"]);
+
+    cfg.selection.patterns.clear();
+    cfg.selection.divisions = vec!["operations".into()];
+    let res = cycle::resolve(
+        &Client::new(&cfg, Metrics::new(), CancellationToken::new()).unwrap(),
+        &cfg,
+    )
+    .await
+    .unwrap();
+    let got: Vec<&str> = res.targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(got, ["Billing", "Tech Support"]);
+
+    // A vanished queue's row is deleted only with on_vanish = "delete".
+    for (on_vanish, survives) in [(OnVanish::Keep, true), (OnVanish::Delete, false)] {
+        let sim = spawn_sim(SimOptions::default()).await;
+        sim.add_queue("Support A");
+        let b = sim.add_queue("Support B");
+        let mut cfg = config(&sim, &[], "* * * * * *");
+        cfg.selection.patterns = vec!["Support *".into()];
+        cfg.selection.on_vanish = on_vanish;
+        let mut s = syncer(cfg);
+        s.run_cycle(false).await;
+        assert!(rows(&sim).contains_key("Support B"));
+        sim.delete_queue(&b);
+        s.run_cycle(false).await; // B is missing from the answer: re-resolve requested
+        s.run_cycle(false).await;
+        assert_eq!(
+            rows(&sim).contains_key("Support B"),
+            survives,
+            "{on_vanish:?}"
+        );
+        assert!(rows(&sim).contains_key("Support A"));
+    }
+    let _ = other;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_command_lists_the_selection_and_its_cost_against_the_budget() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    for i in 0..300 {
+        sim.add_queue(&format!("Sales {i:03}"));
+    }
+    let body = format!(
+        "[table]\nname = \"{TABLE}\"\n\n[queues]\nmatch = [\"Sales *\"]\n\n[rows]\nrefresh_after = \"5m\"\n"
+    );
+    let cfg = config_file(&sim, &body);
+    let out = run_bin(&["queues"], &cfg).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Sales 000") && stdout.contains("300 queues selected"),
+        "{stdout}"
+    );
+    // 3 reads + 1 heartbeat + 30 changed + 60 refreshes per minute at 10%.
+    assert!(
+        stdout.contains("10% of queues changing per cycle: 94/min ✓"),
+        "{stdout}"
+    );
+
+    let body = format!(
+        "[table]\nname = \"{TABLE}\"\n\n[queues]\nmatch = [\"Sales *\"]\n\n[limits]\nrequests_per_minute = 60\n"
+    );
+    let cfg = config_file(&sim, &body);
+    let out = run_bin(&["queues"], &cfg).await;
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("write_mode = \"import\"") && stdout.contains("over the budget of 60"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_mode_needs_an_owned_table() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let body = format!(
+        "[table]\nname = \"{TABLE}\"\nwrite_mode = \"import\"\n\n[queues]\nnames = [\"A\"]\n"
+    );
+    let cfg = config_file(&sim, &body);
+    let out = run_bin(&["once"], &cfg).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("table.write_mode") && stderr.contains("table.owned = true"),
+        "{stderr}"
+    );
+    let _ = json!({});
+}
