@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{Timelike, Utc};
+use chrono::Utc;
 use secrecy::SecretString;
 use serde::Deserialize;
 use toml::Spanned;
