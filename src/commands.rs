@@ -469,13 +469,6 @@ pub async fn check(path: &Path) -> u8 {
     let est = Estimate::new(&cfg, n);
     let (fits, detail) = est.verdict();
     line(fits, "budget", &detail);
-    if cfg.write_mode != WriteMode::Rows && !cfg.table_owned {
-        line(
-            false,
-            "write_mode",
-            "import and auto modes need table.owned = true: an import replaces every row of the table",
-        );
-    }
     if ok { exit::OK } else { exit::FAILURE }
 }
 

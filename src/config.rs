@@ -663,10 +663,13 @@ impl Validator<'_> {
         let owned = t.owned.as_ref().is_some_and(|o| *o.get_ref());
         let write_mode = match t.write_mode.as_ref().map(|m| (m.get_ref().as_str(), m)) {
             None | Some(("rows", _)) => WriteMode::Rows,
-            Some(("import", m)) if !owned => {
+            Some((mode @ ("import" | "auto"), m)) if !owned => {
                 return Err(ConfigError::new(
                     "table.write_mode",
-                    "import mode replaces every row of the table (ReplaceAll), so it needs a table the daemon owns",
+                    format!(
+                        "write_mode = \"{mode}\" may replace every row of the table with an import (ReplaceAll), \
+                         so it needs a table the daemon owns"
+                    ),
                     "set table.owned = true if no one else writes rows to this table, or use write_mode = \"rows\"",
                 )
                 .at(self.line(m)));
