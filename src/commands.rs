@@ -314,8 +314,11 @@ pub fn render_report(r: &CycleReport) -> String {
             format!("dry run: {} queues read, nothing written", r.observed.len())
         } else {
             format!(
-                "{} rows written, {} failed, {} ms",
+                "{} rows written{}, {} unchanged, {} deferred to the next cycle (budget), {} failed, {} ms",
                 r.written,
+                if r.imported { " by one import job" } else { "" },
+                r.skipped,
+                r.deferred,
                 r.failed.len(),
                 r.duration.as_millis()
             )
@@ -506,24 +509,26 @@ async fn table_create(cfg: Config) -> u8 {
                 .filter(|p| matches!(p, datatable::SchemaProblem::WrongType { .. }))
                 .map(|p| p.to_string())
                 .collect();
-            match datatable::add_missing_columns(&client, &t).await {
-                Ok(added) if added.is_empty() => {
-                    Ok(format!("table \"{}\" already has every column", t.name))
-                }
-                Ok(added) => Ok(format!(
-                    "table \"{}\": added columns {}",
+            if !wrong.is_empty() {
+                // The table is unusable whatever is added: change nothing, explain.
+                Err(format!(
+                    "table \"{}\" left unchanged: {}",
                     t.name,
-                    added.join(", ")
-                )),
-                Err(e) => Err(e.to_string()),
-            }
-            .and_then(|msg| {
-                if wrong.is_empty() {
-                    Ok(msg)
-                } else {
-                    Err(format!("{msg}; but {}", wrong.join("; ")))
+                    wrong.join("; ")
+                ))
+            } else {
+                match datatable::add_missing_columns(&client, &t).await {
+                    Ok(added) if added.is_empty() => {
+                        Ok(format!("table \"{}\" already has every column", t.name))
+                    }
+                    Ok(added) => Ok(format!(
+                        "table \"{}\": added columns {} (existing columns kept as they are)",
+                        t.name,
+                        added.join(", ")
+                    )),
+                    Err(e) => Err(e.to_string()),
                 }
-            })
+            }
         }
     };
     match result {

@@ -24,7 +24,7 @@ async fn once_writes_one_row_per_queue_with_the_true_counts() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
-        stdout.contains("Sales") && stdout.contains("2 rows written"),
+        stdout.contains("Sales") && stdout.contains("2 rows written, 0 unchanged"),
         "{stdout}"
     );
 
