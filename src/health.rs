@@ -32,6 +32,10 @@ struct Inner {
     period: Duration,
     born: Instant,
     last_cycle_start: Option<Instant>,
+    /// The last tick skipped because a cycle was still running: the scheduler is alive.
+    last_skipped_tick: Option<Instant>,
+    /// When the cycle now running started; None between cycles.
+    in_flight_since: Option<Instant>,
     logged_in: bool,
     table_ok: bool,
     last_ok_queues: usize,
@@ -52,6 +56,8 @@ impl Health {
                 period,
                 born: Instant::now(),
                 last_cycle_start: None,
+                last_skipped_tick: None,
+                in_flight_since: None,
                 logged_in: false,
                 table_ok: false,
                 last_ok_queues: 0,
@@ -70,7 +76,22 @@ impl Health {
     }
 
     pub fn cycle_started(&self) {
-        self.with(|i| i.last_cycle_start = Some(Instant::now()));
+        let now = Instant::now();
+        self.with(|i| {
+            i.last_cycle_start = Some(now);
+            i.in_flight_since = Some(now);
+        });
+    }
+
+    /// The cycle task ended (finished, failed or panicked).
+    pub fn cycle_ended(&self) {
+        self.with(|i| i.in_flight_since = None);
+    }
+
+    /// A tick arrived while a cycle was still running: the scheduler is alive even though
+    /// no cycle started.
+    pub fn tick_skipped(&self) {
+        self.with(|i| i.last_skipped_tick = Some(Instant::now()));
     }
 
     pub fn set_logged_in(&self, v: bool) {
@@ -78,7 +99,14 @@ impl Health {
     }
 
     pub fn set_table_ok(&self, v: bool) {
-        self.with(|i| i.table_ok = v);
+        self.with(|i| {
+            i.table_ok = v;
+            if !v {
+                // What earlier cycles wrote is gone with the table: ready again only once a
+                // cycle has written into the table found next.
+                i.last_ok_queues = 0;
+            }
+        });
     }
 
     pub fn cycle_finished(&self, r: &CycleReport) {
@@ -87,18 +115,35 @@ impl Health {
         }
         let summary = r.summary();
         self.with(|i| {
-            // Rows skipped because their values did not change are fresh too.
-            i.last_ok_queues = if r.error.is_some() { 0 } else { r.fresh() };
+            // Rows skipped because their values did not change are fresh too, unless the
+            // cycle found the table gone.
+            i.last_ok_queues = if r.error.is_some() || !i.table_ok {
+                0
+            } else {
+                r.fresh()
+            };
             i.last_summary = summary.clone();
         });
         notify(&[sd_notify::NotifyState::Status(&summary)]);
     }
 
-    /// When the schedule has gone quiet for three periods, how long it has been.
+    /// How long the schedule has been stalled, if it is: no cycle started and no tick
+    /// arrived for three periods (a stuck scheduler), or one cycle has run for longer than
+    /// [`hung_after`] (a stuck cycle). A cycle that is merely slow because Genesys is slow
+    /// is not a stall: its ticks are skipped, and liveness never depends on Genesys.
     pub fn stalled_for(&self) -> Option<Duration> {
         self.with(|i| {
-            let since = i.last_cycle_start.unwrap_or(i.born).elapsed();
-            (since > i.period * 3).then_some(since)
+            let active = [i.last_cycle_start, i.last_skipped_tick]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(i.born);
+            let quiet = active.elapsed();
+            if quiet > i.period * 3 {
+                return Some(quiet);
+            }
+            let running = i.in_flight_since?.elapsed();
+            (running > hung_after(i.period)).then_some(running)
         })
         .flatten()
     }
@@ -121,6 +166,12 @@ impl Health {
     pub fn last_summary(&self) -> String {
         self.with(|i| i.last_summary.clone()).unwrap_or_default()
     }
+}
+
+/// How long one cycle may run before the daemon counts as stuck: ten periods, at least
+/// 15 minutes (far beyond any cycle that is only waiting on timeouts and Retry-After).
+pub fn hung_after(period: Duration) -> Duration {
+    (period * 10).max(Duration::from_secs(15 * 60))
 }
 
 /// Sends a systemd notification; does nothing where NOTIFY_SOCKET is unset.
@@ -176,7 +227,10 @@ async fn healthz(State(h): State<Health>) -> Response {
         None => (StatusCode::OK, "ok\n").into_response(),
         Some(d) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("schedule stalled: no cycle started for {}s\n", d.as_secs()),
+            format!(
+                "schedule stalled for {}s: no cycle started and no tick arrived, or a cycle hung\n",
+                d.as_secs()
+            ),
         )
             .into_response(),
     }
@@ -224,6 +278,28 @@ mod tests {
         assert!(h.stalled_for().is_some());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_cycle_whose_ticks_are_skipped_is_not_a_stall_but_a_hung_one_is() {
+        let h = Health::new(Duration::from_secs(60), Metrics::new());
+        h.cycle_started();
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_secs(60)).await;
+            h.tick_skipped();
+            assert_eq!(h.stalled_for(), None, "ticks keep arriving");
+        }
+        h.cycle_ended();
+        h.cycle_started();
+        for _ in 0..15 {
+            tokio::time::advance(Duration::from_secs(60)).await;
+            h.tick_skipped();
+        }
+        assert_eq!(h.stalled_for(), None, "15 min: still within hung_after");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(h.stalled_for().is_some(), "one cycle for over 15 min");
+        h.cycle_ended();
+        assert_eq!(h.stalled_for(), None);
+    }
+
     #[test]
     fn readiness_needs_login_table_and_a_written_queue() {
         let h = Health::new(Duration::from_secs(60), Metrics::new());
@@ -238,6 +314,22 @@ mod tests {
             written: 2,
             ..CycleReport::default()
         };
+        h.cycle_finished(&r);
+        assert_eq!(h.readiness(), Readiness::Ready);
+        // Unchanged rows that were skipped are fresh: still ready.
+        let unchanged = CycleReport {
+            skipped: 2,
+            ..CycleReport::default()
+        };
+        h.cycle_finished(&unchanged);
+        assert_eq!(h.readiness(), Readiness::Ready);
+        // The table is lost: not ready, and finding a table again is not enough until a
+        // cycle has written into it.
+        h.set_table_ok(false);
+        h.cycle_finished(&unchanged);
+        assert!(matches!(h.readiness(), Readiness::NotReady(r) if r.contains("table")));
+        h.set_table_ok(true);
+        assert!(matches!(h.readiness(), Readiness::NotReady(r) if r.contains("fresh")));
         h.cycle_finished(&r);
         assert_eq!(h.readiness(), Readiness::Ready);
     }

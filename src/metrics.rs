@@ -11,6 +11,9 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// The `result` label values of `rows_total`.
+pub const ROW_RESULTS: &[&str] = &["written", "skipped", "deferred", "failed"];
+
 /// Every metric the daemon exports; cheap to clone (the handles are shared).
 #[derive(Clone)]
 pub struct Metrics {
@@ -53,7 +56,7 @@ impl Metrics {
         let last_success = Gauge::<f64, AtomicU64>::default();
         r.register_with_unit(
             "last_success_timestamp",
-            "Unix time of the end of the last cycle that wrote every queue",
+            "Unix time of the end of the last cycle that kept every queue's row fresh (outcome ok)",
             prometheus_client::registry::Unit::Seconds,
             last_success.clone(),
         );
@@ -96,6 +99,14 @@ impl Metrics {
             "Last value written per queue and column",
             queue_values.clone(),
         );
+        // Every known label value starts at 0, so each series exists from the first scrape
+        // (an empty family is not exposed at all) and `rate()` sees the first increment.
+        for outcome in ["ok", "partial", "failed"] {
+            let _ = cycles.get_or_create(&vec![("outcome", outcome.to_owned())]);
+        }
+        for result in ROW_RESULTS {
+            let _ = rows.get_or_create(&vec![("result", (*result).to_owned())]);
+        }
         Self {
             registry: std::sync::Arc::new(r),
             cycles,

@@ -3,8 +3,10 @@
 //! tokio-cron-scheduler only produces ticks here (a cron-expression job in UTC sending on
 //! a channel). It has no overlap guard and its repeated jobs are known to stop firing
 //! under load (its issue #113), so [`drive`] owns the rest: a tick that arrives while a
-//! cycle runs is skipped and counted, and three periods without a cycle start end the
-//! process with [`Exit::Stalled`] so systemd or Kubernetes restart it.
+//! cycle runs is skipped and counted, and three periods without a cycle start or a tick
+//! (or one cycle running past [`crate::health::hung_after`]) end the process with
+//! [`Exit::Stalled`] so systemd or Kubernetes restart it. A cycle that is only slow
+//! (Genesys timing out, long Retry-After) is not a stall: its ticks still arrive.
 
 use std::future::Future;
 use std::time::Duration;
@@ -93,10 +95,12 @@ where
             }
             () = wait_done(&mut in_flight) => {
                 in_flight = None;
+                health.cycle_ended();
             }
             tick = ticks.recv(), if ticks_open => match tick {
                 Some(()) if in_flight.is_some() => {
                     health.metrics().skipped_ticks.inc();
+                    health.tick_skipped();
                     tracing::warn!("schedule tick skipped: the previous cycle is still running");
                 }
                 Some(()) => start(&mut in_flight),
@@ -110,7 +114,7 @@ where
                 if let Some(d) = health.stalled_for() {
                     tracing::error!(
                         quiet_s = d.as_secs(),
-                        "no cycle started for over 3 schedule periods: the scheduler is stuck; exiting so the supervisor restarts the daemon"
+                        "no cycle started and no tick arrived for over 3 schedule periods, or a cycle hung: exiting so the supervisor restarts the daemon"
                     );
                     if let Some(h) = in_flight.take() {
                         abandon.cancel();
@@ -267,6 +271,45 @@ mod tests {
             other => panic!("expected a stall, got {other:?}"),
         }
         drop(r.tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cycle_slower_than_three_periods_is_not_a_stall_while_ticks_arrive() {
+        let r = rig(Duration::from_secs(400));
+        for _ in 0..7 {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            r.tx.send(()).await.unwrap();
+        }
+        // t=420: the first cycle ended at 400, this tick started the second.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!r.task.is_finished(), "no stall exit during a slow cycle");
+        assert_eq!(r.started.load(Ordering::SeqCst), 2);
+        assert_eq!(r.health.stalled_for(), None);
+        r.shutdown.cancel();
+        assert_eq!(r.task.await.unwrap(), Exit::Shutdown);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_cycle_is_a_stall_even_while_ticks_arrive() {
+        let r = rig(Duration::from_secs(24 * 3600));
+        let tx = r.tx.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                if tx.send(()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        match r.task.await.unwrap() {
+            Exit::Stalled(d) => assert!(
+                d > crate::health::hung_after(Duration::from_secs(60))
+                    && d < Duration::from_secs(15 * 60 + 3),
+                "{d:?}"
+            ),
+            other => panic!("expected a stall, got {other:?}"),
+        }
+        ticker.abort();
     }
 
     #[tokio::test(start_paused = true)]

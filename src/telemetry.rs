@@ -25,6 +25,8 @@ const QUIET: &[&str] = &[
     "h2=info",
     "tower=info",
     "axum=info",
+    // Logs "Uninited", "Job creator created" at info on every start.
+    "tokio_cron_scheduler=warn",
 ];
 
 /// Installs the global subscriber. `level` (from --log-level) wins over RUST_LOG.

@@ -394,8 +394,9 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
     let sim = spawn_sim(SimOptions::default()).await;
     add_busy_queue(&sim, "Sales");
     sim.add_queue("Support");
-    // The first observation query is rate limited (Retry-After: 1), its retry takes 2.2 s:
-    // the first cycle outlasts two cron ticks, which are skipped.
+    // The first observation query is rate limited (Retry-After: 2) and its retry takes
+    // 1.8 s (under the 2 s request timeout):
+    // the first cycle outlasts three cron periods, and the ticks meanwhile are skipped.
     let observations = || Match::Path {
         method: Some("POST"),
         contains: "/observations/query".into(),
@@ -404,16 +405,31 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
         matcher: observations(),
         action: FaultAction::Status {
             status: 429,
-            retry_after: Some(1),
+            retry_after: Some(2),
         },
         times: 1,
     });
     sim.inject(Fault {
         matcher: observations(),
-        action: FaultAction::Delay(Duration::from_millis(2200)),
+        action: FaultAction::Delay(Duration::from_millis(1800)),
         times: 1,
     });
     let d = Daemon::start(config(&sim, &["Sales", "Support"], "* * * * * *")).await;
+    // A slow cycle is not a stalled schedule: alive throughout (Genesys being slow must
+    // never get the daemon restarted).
+    let t0 = tokio::time::Instant::now();
+    let mut probes = 0;
+    while d.cycles() == 0 {
+        d.assert_live().await;
+        probes += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let first = t0.elapsed();
+    assert!(
+        first > Duration::from_secs(3) && probes >= 4,
+        "the first cycle outlasted 3 periods ({first:?}), alive at each of {probes} probes"
+    );
+    assert!(!d.task.is_finished(), "no stall exit");
     eventually("three cycles", 20, || async {
         (d.cycles() >= 3).then_some(())
     })
@@ -470,8 +486,8 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
     assert_eq!(count, all, "one duration per cycle");
     let sum = m.value(&format!("{P}cycle_duration_seconds_sum"), &[]);
     assert!(
-        sum >= 3.0,
-        "the first cycle waited ~1 s Retry-After + 2.2 s: {sum}"
+        sum >= 3.8,
+        "the first cycle waited 2 s Retry-After + 1.8 s: {sum}"
     );
     let mut buckets: Vec<(f64, f64)> = m
         .find(&format!("{P}cycle_duration_seconds_bucket"), &[])
@@ -524,8 +540,8 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
     assert_eq!(m.value(&format!("{P}rate_limited_total"), &[]), 1.0);
     let waited = m.value(&format!("{P}retry_after_waited_seconds_total"), &[]);
     assert!(
-        (1.0..1.5).contains(&waited),
-        "Retry-After 1 s plus < 250 ms jitter: {waited}"
+        (2.0..2.25).contains(&waited),
+        "Retry-After 2 s plus < 250 ms jitter: {waited}"
     );
     assert_eq!(m.value(&format!("{P}token_renewals_total"), &[]), 1.0);
 
@@ -543,8 +559,8 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
 
     let skipped = m.value(&format!("{P}skipped_ticks_total"), &[]);
     assert!(
-        skipped >= 1.0,
-        "ticks during the 3 s first cycle: {skipped}"
+        skipped >= 2.0,
+        "ticks during the ~4 s first cycle: {skipped}"
     );
 
     // Per-queue gauges of the values written.
