@@ -79,7 +79,11 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum TableCommand {
     /// Print the table's JSON schema (draft-04) for the columns the daemon writes.
-    Schema,
+    Schema {
+        /// Accepted for symmetry with `table create`; the columns do not depend on it.
+        #[arg(long, short = 'c')]
+        config: Option<std::path::PathBuf>,
+    },
     /// Create the table if missing, or add missing columns (never removes or retypes).
     Create(ConfigArg),
 }

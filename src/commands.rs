@@ -85,7 +85,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 }
             }
         }
-        Command::Table(TableCommand::Schema) => {
+        Command::Table(TableCommand::Schema { config: _ }) => {
             match serde_json::to_string_pretty(&datatable::schema_json()) {
                 Ok(s) => {
                     println!("{s}");
