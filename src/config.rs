@@ -347,7 +347,7 @@ pub fn parse(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| lines.line(s.start));
         let message = e.message().trim().to_owned();
-        let key = key_from_toml_error(&message);
+        let key = key_from_toml_error(text, e.span().map(|s| s.start), &message);
         ConfigError::new(
             &key,
             message,
@@ -358,13 +358,85 @@ pub fn parse(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
     Validator { lines: &lines, env }.validate(raw)
 }
 
-fn key_from_toml_error(message: &str) -> String {
-    // toml reports unknown fields as "unknown field `x`, expected ..."
-    message
-        .split('`')
-        .nth(1)
-        .map(str::to_owned)
-        .unwrap_or_else(|| "(file)".to_owned())
+/// The dotted key a TOML error is about, read from the document at the error's position:
+/// the key on that line under the nearest `[section]` above, or that section alone. The
+/// first backticked word of toml's message is no key in general: for a syntax or type
+/// error it is a delimiter or the offending value (`"`, `]`, `5`). "(file)" when the error
+/// is outside any key and section.
+fn key_from_toml_error(text: &str, offset: Option<usize>, message: &str) -> String {
+    const MAX_KEY: usize = 80;
+    let upto = offset.map_or(text.len(), |o| o.min(text.len()));
+    let mut end = upto;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    // Lines up to and including the one the error is on.
+    let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+    let lines: Vec<&str> = text[..line_end].lines().collect();
+    // Only text that is a TOML key counts: a garbled line names no key.
+    let is_key = |k: &str| {
+        !k.is_empty()
+            && k.split('.').map(str::trim).all(|seg| {
+                let quoted = |q: char| {
+                    seg.len() >= 2
+                        && seg.starts_with(q)
+                        && seg.ends_with(q)
+                        && !seg[1..seg.len() - 1].contains(|c: char| c == q || c.is_control())
+                };
+                quoted('"')
+                    || quoted('\'')
+                    || (!seg.is_empty()
+                        && seg
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            })
+    };
+    let header = |l: &str| -> Option<String> {
+        let l = l.trim_start().strip_prefix('[')?;
+        let l = l.strip_prefix('[').unwrap_or(l);
+        let name = l.split(']').next().unwrap_or(l).trim();
+        Some(name.to_owned())
+    };
+    let key_of = |l: &str| -> Option<String> {
+        let t = l.trim_start();
+        if t.starts_with('#') || t.starts_with('[') {
+            return None;
+        }
+        let (k, _) = t.split_once('=')?;
+        let k = k.trim();
+        is_key(k).then(|| k.to_owned())
+    };
+    // Only the error's own line names a key: one further up would be another key.
+    let key = lines.last().and_then(|l| key_of(l));
+    let section = lines
+        .iter()
+        .rev()
+        .find_map(|l| header(l).filter(|h| is_key(h)));
+    let found = match (section, key) {
+        (Some(s), Some(k)) => Some(format!("{s}.{k}")),
+        (Some(s), None) => Some(s),
+        (None, Some(k)) => Some(k),
+        // toml reports unknown fields as "unknown field `x`, expected ...".
+        (None, None) => message
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+            .map(str::to_owned),
+    };
+    match found {
+        Some(k) if !k.is_empty() => {
+            let mut k = k;
+            if k.len() > MAX_KEY {
+                let mut cut = MAX_KEY;
+                while !k.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                k.truncate(cut);
+                k.push('…');
+            }
+            k
+        }
+        _ => "(file)".to_owned(),
+    }
 }
 
 struct LineIndex {
@@ -577,7 +649,7 @@ impl Validator<'_> {
                 ),
             ));
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let bytes = read_at_most(&path, MAX_SECRET_FILE).map_err(|e| {
             ConfigError::new(
                 key,
                 format!(
@@ -586,6 +658,26 @@ impl Validator<'_> {
                     e.kind()
                 ),
                 "make the file exist and be readable by the daemon's user",
+            )
+            .at(line)
+        })?;
+        if bytes.len() as u64 > MAX_SECRET_FILE {
+            return Err(ConfigError::new(
+                key,
+                format!(
+                    "{} is larger than {} KiB, so it is not a client secret",
+                    path.display(),
+                    MAX_SECRET_FILE / 1024
+                ),
+                "point it at the file holding only the OAuth client secret",
+            )
+            .at(line));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ConfigError::new(
+                key,
+                format!("the secret file {} is not UTF-8 text", path.display()),
+                "write the OAuth client secret into it as plain text",
             )
             .at(line)
         })?;
@@ -827,6 +919,20 @@ impl Validator<'_> {
     }
 }
 
+/// A client secret is a few dozen bytes; anything past this is the wrong file.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// Reads up to `max + 1` bytes, so a secret file pointed at a device (`/dev/zero`) or a big
+/// file by mistake is refused instead of hanging the loader or filling memory.
+fn read_at_most(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// Maps a region name (`us-east-1`, `us_east_1`) or a bare domain to the domain.
 pub fn region_domain(region: &str) -> Option<String> {
     let r = region.trim().to_ascii_lowercase().replace('_', "-");
@@ -1045,6 +1151,17 @@ names = ["Sales", "Support"]
     }
 
     #[test]
+    fn secret_file_pointed_at_a_device_is_refused_not_read_forever() {
+        let text = BASE.replace(
+            "client_id = \"abc\"",
+            "client_id = \"abc\"\nclient_secret_file = \"/dev/zero\"",
+        );
+        let err = parse(&text, &env(&[])).unwrap_err();
+        assert_eq!(err.key, "genesys.client_secret_file");
+        assert!(err.problem.contains("larger than 64 KiB"), "{err}");
+    }
+
+    #[test]
     fn missing_secret_names_all_three_sources() {
         let err = parse(BASE, &env(&[])).unwrap_err();
         assert!(
@@ -1083,7 +1200,7 @@ names = ["Sales", "Support"]
             (
                 "client_id = \"abc\"",
                 "client_id = \"abc\"\nregion_typo = 1",
-                "region_typo",
+                "genesys.region_typo",
                 5,
             ),
         ];
@@ -1092,6 +1209,33 @@ names = ["Sales", "Support"]
             assert_eq!(&err.key, key, "{err}");
             assert_eq!(err.line, Some(*line), "{err}");
             assert!(!err.fix.is_empty());
+        }
+    }
+
+    #[test]
+    fn toml_errors_name_the_key_they_are_about() {
+        // Not the first backticked word of toml's message (`5`, `"`, `]`...).
+        let cases: &[(&str, &str, usize)] = &[
+            ("[table]\nname = 5\n", "table.name", 2),
+            ("[queues]\nnames = \"x\"\n", "queues.names", 2),
+            (
+                "[genesys]\nregion = \"us-east-1\nclient_id = \"a\"\n",
+                "genesys.region",
+                2,
+            ),
+            ("[genesys\n", "genesys", 1),
+            (
+                "[limits]\nrequests_per_minute = 1.5\n",
+                "limits.requests_per_minute",
+                2,
+            ),
+            ("x = 1\nx = 2\n", "x", 2),
+            ("= 1\n", "(file)", 1),
+        ];
+        for (text, key, line) in cases {
+            let err = parse(text, &with_secret()).unwrap_err();
+            assert_eq!(&err.key, key, "{text:?}: {err}");
+            assert_eq!(err.line, Some(*line), "{text:?}: {err}");
         }
     }
 

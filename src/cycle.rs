@@ -591,6 +591,10 @@ impl Syncer {
                     if e.status() == Some(404) {
                         table_gone = true;
                     }
+                    // A failed write may still have landed (a timeout or a lost answer):
+                    // the row's content is unknown now, so it is due next cycle even if
+                    // the values go back to what was last written for sure.
+                    self.held.remove(&d.target.key);
                     tracing::warn!(queue = %d.target.name, error = %e, "row write failed");
                     report
                         .failed

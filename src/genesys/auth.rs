@@ -180,6 +180,9 @@ impl TokenSource {
 
     /// Drops `token` if it is still the current one (after a 401), so the next call renews.
     /// A token already replaced by a concurrent renewal is left alone: single flight.
+    /// A login backoff in progress (the old token was kept because renewing it failed,
+    /// e.g. a throttled login) stays in force: a 401 is no reason to log in before the
+    /// login's Retry-After.
     pub async fn invalidate(&self, token: &SecretString) {
         let mut s = self.state.lock().await;
         if s.token
@@ -187,7 +190,6 @@ impl TokenSource {
             .is_some_and(|t| t.value.expose_secret() == token.expose_secret())
         {
             s.token = None;
-            s.not_before = None;
         }
     }
 
@@ -229,7 +231,7 @@ impl TokenSource {
         }
         if status.is_success() {
             let t: TokenResponse =
-                serde_json::from_slice(&body).map_err(|e| AuthError::Malformed {
+                super::decode_object(&body).map_err(|e| AuthError::Malformed {
                     message: format!("token answer is not the expected JSON: {e}"),
                 })?;
             if t.token_type

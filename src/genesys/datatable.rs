@@ -242,7 +242,7 @@ pub struct RowsPage {
 /// error (never a panic).
 pub fn parse_rows_page(body: &[u8]) -> Result<RowsPage, String> {
     let listing: Listing<Map<String, Value>> =
-        serde_json::from_slice(body).map_err(|e| format!("not the expected JSON: {e}"))?;
+        super::decode_object(body).map_err(|e| format!("not the expected JSON: {e}"))?;
     Ok(RowsPage {
         rows: listing.entities,
         page_count: listing.page_count,

@@ -235,7 +235,7 @@ impl Client {
     ) -> Result<T, ApiError> {
         let endpoint = req.endpoint;
         let bytes = self.send(req).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+        decode_object(&bytes).map_err(|e| ApiError::Decode {
             endpoint,
             message: e.to_string(),
         })
@@ -511,6 +511,14 @@ pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
     } else {
         format!("{kind}: {detail}")
     }
+}
+
+/// Decodes an answer that must be a JSON object. serde would also read a struct from a
+/// JSON array (fields by position); no answer the daemon reads is an array, so one is
+/// refused rather than read positionally.
+pub fn decode_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)?;
+    serde_json::from_value(serde_json::Value::Object(map))
 }
 
 /// Retry-After in seconds (the form Genesys sends); HTTP dates are not used by Genesys.

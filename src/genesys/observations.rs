@@ -109,7 +109,7 @@ pub fn parse_response(
     requested: &[String],
 ) -> Result<HashMap<String, QueueCounts>, String> {
     let resp: Response =
-        serde_json::from_slice(body).map_err(|e| format!("not the expected JSON: {e}"))?;
+        super::decode_object(body).map_err(|e| format!("not the expected JSON: {e}"))?;
     let offline: HashSet<&str> = resp
         .system_to_organization_mappings
         .as_ref()
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn malformed_answers_are_errors() {
-        for body in [&b"not json"[..], br#"{"results": 5}"#, br#"{"results":[{"group":{"queueId":"q"},"data":[{"metric":"oWaiting","stats":{"count":-1}}]}]}"#] {
+        for body in [&b"not json"[..], br#"{"results": 5}"#, br#"{"results":[{"group":{"queueId":"q"},"data":[{"metric":"oWaiting","stats":{"count":-1}}]}]}"#, br#"[null, [{"group":{"queueId":"q"},"data":[]}]]"#] {
             assert!(parse_response(body, &ids(&["q"])).is_err());
         }
         // Unknown fields and metrics are ignored.

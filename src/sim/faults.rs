@@ -432,6 +432,9 @@ pub(crate) async fn handle(
         body: String::from_utf8_lossy(&body).into_owned(),
     };
     let shared = app.shared.clone();
+    // hyper drops this handler when the client gives up on the request (its timeout) while
+    // it waits here: log the abandoned request all the same, with status 0.
+    let abandoned = LogIfAbandoned(Some((shared.clone(), entry.clone())));
     let reply = if too_large {
         ApiError::new(
             413,
@@ -452,6 +455,7 @@ pub(crate) async fn handle(
                     peer = %conn.remote,
                     "sim: dropped connection"
                 );
+                abandoned.disarm();
                 record(&shared, entry);
                 // Never written: the killed connection fails the write and hyper closes it.
                 return Response::new(Body::empty());
@@ -476,14 +480,40 @@ pub(crate) async fn handle(
                 tokio::time::sleep(d).await;
                 answer(&app, &parts, &entry.path, body)
             }
+            Some(FaultAction::SlowAnswer(d)) => {
+                let reply = answer(&app, &parts, &entry.path, body);
+                tokio::time::sleep(d).await;
+                reply
+            }
             None => answer(&app, &parts, &entry.path, body),
         }
     };
     let (response, status) = into_response(reply, &correlation);
     entry.status = status;
     tracing::debug!(method = %entry.method, path = %entry.path, status, "sim: request");
+    abandoned.disarm();
     record(&shared, entry);
     response
+}
+
+/// Records its request when dropped armed: the handler was cancelled mid-request. Such a
+/// request is never answered; it took effect only if it was past `answer` (a
+/// `SlowAnswer`), not while it waited for latency or a `Delay`.
+struct LogIfAbandoned(Option<(Arc<Shared>, LoggedRequest)>);
+
+impl LogIfAbandoned {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for LogIfAbandoned {
+    fn drop(&mut self) {
+        if let Some((shared, entry)) = self.0.take() {
+            tracing::debug!(method = %entry.method, path = %entry.path, "sim: request abandoned by the client");
+            record(&shared, entry);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -233,8 +233,12 @@ pub enum FaultAction {
         status: u16,
         retry_after: Option<u64>,
     },
-    /// Wait, then answer normally.
+    /// Wait, then answer normally. A client that gives up meanwhile cancels the request: it
+    /// takes no effect (logged with status 0).
     Delay(Duration),
+    /// Answer normally (the request takes effect), then hold the response back this long:
+    /// past the client's timeout, a write that landed although the client saw it fail.
+    SlowAnswer(Duration),
     /// Close the connection without an HTTP response (logged with status 0).
     Drop,
     /// 200 with this raw body.
@@ -261,7 +265,8 @@ pub struct LoggedRequest {
     /// Path as sent.
     pub raw_path: String,
     pub query: String,
-    /// 0 when the connection was dropped without a response.
+    /// 0 when the connection was dropped without a response, or when the client gave up
+    /// (closed the connection) before the answer was ready.
     pub status: u16,
     pub authorization: Option<String>,
     pub body: String,
@@ -466,6 +471,12 @@ impl Sim {
     /// Inserts or replaces a row without schema validation; the row needs a string "key".
     pub fn put_row(&self, table_id: &str, row: Value) {
         self.org().put_row_direct(table_id, row);
+    }
+
+    /// Removes a row as another writer (or an admin in Architect) would; false when the
+    /// table or the row does not exist.
+    pub fn delete_row(&self, table_id: &str, key: &str) -> bool {
+        self.org().delete_row(table_id, key).is_ok()
     }
 
     /// The stored JSON schema document of a table.

@@ -1,0 +1,1626 @@
+//! Issue 3: a good citizen under rate limits and faults. Each test scripts one fault in the
+//! simulator and asserts both the final table and the request log (what was sent, when).
+//!
+//! Most tests drive a [`Syncer`] cycle by cycle (no scheduler: deterministic and fast); the
+//! ones about the schedule (`run` keeps going, the next cycle starts on time) run the daemon
+//! in-process; the ones about exit codes and `/proc/<pid>/cmdline` run the binary. The clock
+//! is real: the client talks to the simulator over loopback sockets, which tokio's paused
+//! clock would race (the limiter's own timing is unit-tested under a paused clock).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use genesys_queue_sync::commands::{self, RunOptions};
+use genesys_queue_sync::config::Config;
+use genesys_queue_sync::cycle::{CycleReport, Syncer};
+use genesys_queue_sync::genesys::{Client, RetryPolicy, queues};
+use genesys_queue_sync::health::Health;
+use genesys_queue_sync::metrics::Metrics;
+use genesys_queue_sync::schedule::Exit;
+use genesys_queue_sync::sim::{Fault, FaultAction, LoggedRequest, Match, Sim, SimOptions};
+use serde_json::{Value, json};
+use support::*;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+// ---------------------------------------------------------------- helpers
+
+/// Every log line of this test binary (all tests share one global subscriber), at trace
+/// level for the daemon, so tests can look for the warnings they expect and for leaks.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let _ = tracing_subscriber::fmt()
+            .with_writer(Capture(buf.clone()))
+            .with_ansi(false)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "genesys_queue_sync=trace,genesys_queue_sync::sim=info",
+            ))
+            .try_init();
+        buf
+    })
+}
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+/// Log lines holding every one of `parts`.
+fn log_lines_with(parts: &[&str]) -> Vec<String> {
+    log_text()
+        .lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A simulator with the table and busy queues named `names`; returns their ids.
+async fn org(opts: SimOptions, names: &[&str]) -> (Sim, Vec<String>) {
+    logs();
+    let sim = spawn_sim(opts).await;
+    let ids = names.iter().map(|n| add_busy_queue(&sim, n)).collect();
+    (sim, ids)
+}
+
+/// An in-process config: a cycle per second, and a budget that never defers a row (the
+/// deferral is issue 5's and tested there).
+fn cfg(sim: &Sim, names: &[&str]) -> Config {
+    let mut c = config(sim, names, "* * * * * *");
+    c.requests_per_minute = 6000;
+    c
+}
+
+fn syncer(cfg: Config) -> Syncer {
+    syncer_with(cfg, fast_retry(), CancellationToken::new())
+}
+
+fn syncer_with(cfg: Config, retry: RetryPolicy, shutdown: CancellationToken) -> Syncer {
+    let metrics = Metrics::new();
+    let health = Health::new(cfg.schedule.period, metrics.clone());
+    let client = Client::with_policy(&cfg, metrics, shutdown, retry).unwrap();
+    Syncer::new(client, Arc::new(cfg), health)
+}
+
+fn client(cfg: &Config) -> Client {
+    Client::with_policy(cfg, Metrics::new(), CancellationToken::new(), fast_retry()).unwrap()
+}
+
+fn on(method: &'static str, contains: &str) -> Match {
+    Match::Path {
+        method: Some(method),
+        contains: contains.to_owned(),
+    }
+}
+
+fn inject(sim: &Sim, matcher: Match, action: FaultAction, times: u32) {
+    sim.inject(Fault {
+        matcher,
+        action,
+        times,
+    });
+}
+
+fn status(status: u16) -> FaultAction {
+    FaultAction::Status {
+        status,
+        retry_after: None,
+    }
+}
+
+fn too_many(retry_after: u64) -> FaultAction {
+    FaultAction::Status {
+        status: 429,
+        retry_after: Some(retry_after),
+    }
+}
+
+fn is_login(r: &LoggedRequest) -> bool {
+    r.path == "/oauth/token"
+}
+
+/// API requests (login excluded) logged after `mark`, in arrival order.
+fn api_since(sim: &Sim, mark: usize) -> Vec<LoggedRequest> {
+    let mut v: Vec<LoggedRequest> = sim.requests()[mark..]
+        .iter()
+        .filter(|r| !is_login(r))
+        .cloned()
+        .collect();
+    v.sort_by_key(|r| r.at);
+    v
+}
+
+fn logins_since(sim: &Sim, mark: usize) -> Vec<LoggedRequest> {
+    let mut v: Vec<LoggedRequest> = sim.requests()[mark..]
+        .iter()
+        .filter(|r| is_login(r))
+        .cloned()
+        .collect();
+    v.sort_by_key(|r| r.at);
+    v
+}
+
+fn is_heartbeat(r: &LoggedRequest) -> bool {
+    r.path.contains("_heartbeat") || r.body.contains("\"_heartbeat\"")
+}
+
+/// Row writes (POST/PUT) of queue rows, the heartbeat row left out.
+fn queue_writes(reqs: &[LoggedRequest]) -> Vec<&LoggedRequest> {
+    reqs.iter()
+        .filter(|r| (r.method == "POST" || r.method == "PUT") && r.path.contains("/rows"))
+        .filter(|r| !is_heartbeat(r))
+        .collect()
+}
+
+/// Asserts that the row of `key` holds exactly what the org shows for queue `id`.
+fn assert_truth(sim: &Sim, key: &str, id: &str) {
+    let all = rows(sim);
+    let row = all
+        .get(key)
+        .unwrap_or_else(|| panic!("no row {key} in {all:?}"));
+    let t = sim.truth(id).unwrap();
+    for (col, want) in [
+        ("Online", t.online),
+        ("OnQueue", t.on_queue),
+        ("Idle", t.idle),
+        ("Interacting", t.interacting),
+        ("Waiting", t.waiting),
+    ] {
+        assert_eq!(int(row, col), want as i64, "{key}.{col} in {row:?}");
+    }
+}
+
+fn assert_all_truth(sim: &Sim, names: &[&str], ids: &[String]) {
+    for (n, id) in names.iter().zip(ids) {
+        assert_truth(sim, n, id);
+    }
+}
+
+fn assert_ok(r: &CycleReport) {
+    assert_eq!(r.outcome(), "ok", "{r:?}");
+}
+
+/// Changes every queue, so the next cycle has a row to write for each.
+fn change_all(sim: &Sim, ids: &[String], waiting: u32) {
+    for id in ids {
+        sim.set_waiting(id, "voice", waiting);
+    }
+}
+
+/// No API request arrived in `(t + grace, t + wait)`: requests already on the wire when
+/// the 429 left the server may arrive just after it (`grace`), nothing else may.
+fn assert_quiet(reqs: &[LoggedRequest], t: Instant, wait: Duration, grace: Duration) {
+    let early: Vec<String> = reqs
+        .iter()
+        .filter(|r| r.at > t + grace && r.at < t + wait)
+        .map(|r| format!("{} {} +{:?}", r.method, r.path, r.at - t))
+        .collect();
+    assert!(
+        early.is_empty(),
+        "requests sent before Retry-After ({wait:?}) elapsed: {early:?}"
+    );
+}
+
+/// With every answer taking [`LATENCY`], a request the client sends after it saw a 429
+/// reaches the server at least that long after the 429's request did; requests already in
+/// flight arrive within [`GRACE`] of it.
+const LATENCY: Duration = Duration::from_millis(150);
+const GRACE: Duration = Duration::from_millis(75);
+
+fn slow_org() -> SimOptions {
+    SimOptions {
+        latency: LATENCY,
+        ..SimOptions::default()
+    }
+}
+
+// ---------------------------------------------------------------- rate limits
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_of_429s_waits_retry_after_and_holds_back_every_request() {
+    let names = ["Alpha", "Bravo", "Charlie", "Delta"];
+    let (sim, ids) = org(slow_org(), &names).await;
+    let mut c = cfg(&sim, &names);
+    c.write_concurrency = 2;
+    let mut s = syncer(c);
+    assert_ok(&s.run_cycle(false).await);
+
+    // Two 429s on the observation query, then one on the first row write while another
+    // is being written: the rows after it must wait too, not only the rate-limited call.
+    change_all(&sim, &ids, 9);
+    let mark = sim.requests().len();
+    inject(&sim, on("POST", "/observations/query"), too_many(1), 2);
+    inject(&sim, on("PUT", "/rows/"), too_many(1), 1);
+    let t0 = Instant::now();
+    let r = s.run_cycle(false).await;
+    assert_ok(&r);
+    assert_eq!(r.written, 4, "{r:?}");
+    assert_all_truth(&sim, &names, &ids);
+    assert!(t0.elapsed() >= Duration::from_secs(3), "three waits of 1 s");
+
+    let reqs = api_since(&sim, mark);
+    let limited: Vec<&LoggedRequest> = reqs.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(limited.len(), 3);
+    for l in &limited {
+        // Nothing at all, not only the rate-limited call, goes out before Retry-After.
+        assert_quiet(&reqs, l.at, Duration::from_secs(1), GRACE);
+        let retry = reqs
+            .iter()
+            .find(|r| r.at > l.at && r.method == l.method && r.path == l.path)
+            .expect("the call is retried");
+        assert!(
+            retry.at - l.at >= Duration::from_secs(1),
+            "{:?}",
+            retry.at - l.at
+        );
+    }
+    assert_eq!(count(&reqs, "POST", "/observations/query"), 3);
+    assert_eq!(
+        queue_writes(&reqs).len(),
+        4 + 1,
+        "the rate-limited write retried"
+    );
+    eprintln!(
+        "429 storm: {} API requests ({} answered 429) for 4 rows in {:?}",
+        reqs.len(),
+        limited.len(),
+        t0.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_longer_than_the_call_may_wait_still_holds_back_everything_else() {
+    let names = ["Echo", "Foxtrot", "Golf"];
+    let (sim, ids) = org(slow_org(), &names).await;
+    let retry = RetryPolicy {
+        max_retry_after: Duration::from_millis(500),
+        ..fast_retry()
+    };
+    let mut s = syncer_with(cfg(&sim, &names), retry, CancellationToken::new());
+    assert_ok(&s.run_cycle(false).await);
+
+    change_all(&sim, &ids, 7);
+    let mark = sim.requests().len();
+    inject(&sim, on("PUT", "/rows/Echo"), too_many(2), 1);
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.outcome(), "partial", "{r:?}");
+    let (queue, why) = &r.failed[0];
+    assert_eq!(queue, "Echo");
+    assert!(why.contains("rate limited (429)"), "{why}");
+    // The next cycle right away: it too must wait out the Retry-After.
+    let r = s.run_cycle(false).await;
+    assert_ok(&r);
+    assert_all_truth(&sim, &names, &ids);
+
+    let reqs = api_since(&sim, mark);
+    let limited = reqs.iter().find(|r| r.status == 429).unwrap();
+    assert_quiet(&reqs, limited.at, Duration::from_secs(2), GRACE);
+    assert_eq!(
+        count(&reqs, "PUT", "/rows/Echo"),
+        2,
+        "given up at once, written by the next cycle"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_the_server_limit_the_ratelimit_headers_pause_before_any_429() {
+    // 100 requests per token and minute on the server; 120 queues need more than that.
+    let names: Vec<String> = (0..120).map(|i| format!("Q{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (sim, _) = org(
+        SimOptions {
+            rate_limit_per_minute: 100,
+            ..SimOptions::default()
+        },
+        &[],
+    )
+    .await;
+    for n in &names {
+        sim.add_queue(n);
+    }
+    let shutdown = CancellationToken::new();
+    let mut s = syncer_with(cfg(&sim, &refs), fast_retry(), shutdown.clone());
+    let cycle = tokio::spawn(async move { s.run_cycle(false).await });
+
+    // The daemon sends until the headers say it is at the wall, then pauses for the reset
+    // (here ~60 s): wait until it has been silent for a while.
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let n = sim.requests().len();
+        if n == last {
+            break;
+        }
+        last = n;
+    }
+    let reqs = api_since(&sim, 0);
+    shutdown.cancel();
+    let r = cycle.await.unwrap();
+    assert!(r.error.is_some() || !r.failed.is_empty(), "{r:?}");
+    assert!(
+        reqs.iter().all(|r| r.status != 429),
+        "slowed down before the wall, no 429"
+    );
+    assert!(
+        (95..=100).contains(&reqs.len()),
+        "used the server's window up to its edge: {} requests",
+        reqs.len()
+    );
+    eprintln!(
+        "ratelimit headers: {} requests into a 100/min window, none answered 429",
+        reqs.len()
+    );
+    let lines = log_lines_with(&["near the server's rate limit", "allowed=100"]);
+    assert!(!lines.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_renewal_is_single_flight_under_concurrent_use() {
+    let (sim, _) = org(
+        SimOptions {
+            token_expires_in: 3,
+            ..SimOptions::default()
+        },
+        &["Hotel"],
+    )
+    .await;
+    // A slow login widens the window in which concurrent callers could each start one.
+    inject(
+        &sim,
+        Match::Login,
+        FaultAction::Delay(Duration::from_millis(300)),
+        u32::MAX,
+    );
+    let c = client(&cfg(&sim, &["Hotel"]));
+    let burst = |c: &Client| {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let c = c.clone();
+            set.spawn(async move { queues::find_by_name(&c, "Hotel").await });
+        }
+        set
+    };
+    type Lookups =
+        tokio::task::JoinSet<Result<Option<queues::Queue>, genesys_queue_sync::genesys::ApiError>>;
+    let join_all = |mut set: Lookups| async move {
+        while let Some(r) = set.join_next().await {
+            let found: Option<queues::Queue> = r.unwrap().unwrap();
+            assert_eq!(found.unwrap().name, "Hotel");
+        }
+    };
+
+    // No token yet: 16 concurrent calls, one login.
+    join_all(burst(&c)).await;
+    assert_eq!(token_requests(&sim.requests()), 1);
+
+    // Past the renewal point (a fifth of 3 s before expiry): one renewal, no 401.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    join_all(burst(&c)).await;
+    let reqs = sim.requests();
+    assert_eq!(token_requests(&reqs), 2, "one renewal for 16 callers");
+    assert!(
+        reqs.iter().all(|r| r.status != 401),
+        "renewed before expiry"
+    );
+
+    // Revoked: all 16 get a 401 on the same token; one renewal, each retries once.
+    sim.revoke_tokens();
+    let mark = sim.requests().len();
+    join_all(burst(&c)).await;
+    let reqs = &sim.requests()[mark..];
+    assert_eq!(
+        token_requests(reqs),
+        1,
+        "one renewal for 16 concurrent 401s"
+    );
+    let unauthorized = reqs.iter().filter(|r| r.status == 401).count();
+    assert!((1..=16).contains(&unauthorized), "{unauthorized}");
+    assert_eq!(
+        reqs.iter()
+            .filter(|r| !is_login(r) && r.status == 200)
+            .count(),
+        16,
+        "every call succeeded on the new token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_expiring_mid_cycle_is_renewed_before_it_runs_out() {
+    let names = [
+        "India", "Juliet", "Kilo", "Lima", "Mike", "November", "Oscar", "Pine", "Quail",
+    ];
+    let (sim, ids) = org(
+        SimOptions {
+            token_expires_in: 3,
+            ..SimOptions::default()
+        },
+        &names,
+    )
+    .await;
+    // Slow writes, one at a time: the cycle outlives the token's renewal point.
+    inject(
+        &sim,
+        on("POST", "/rows"),
+        FaultAction::Delay(Duration::from_millis(350)),
+        u32::MAX,
+    );
+    let mut c = cfg(&sim, &names);
+    c.write_concurrency = 1;
+    let mut s = syncer(c);
+    let r = s.run_cycle(false).await;
+    assert_ok(&r);
+    assert!(r.duration > Duration::from_secs(3), "{:?}", r.duration);
+    assert_all_truth(&sim, &names, &ids);
+
+    let reqs = sim.requests();
+    assert!(
+        reqs.iter().all(|r| r.status != 401),
+        "never sent an expired token"
+    );
+    assert_eq!(token_requests(&reqs), 2, "renewed once, mid-cycle");
+    let bearers: std::collections::BTreeSet<&str> = queue_writes(&reqs)
+        .iter()
+        .filter_map(|r| r.authorization.as_deref())
+        .collect();
+    assert_eq!(bearers.len(), 2, "writes before and after the renewal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_is_renewed_once_and_a_second_401_is_a_clear_auth_error() {
+    let names = ["Papa", "Quebec"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    let mut s = syncer(cfg(&sim, &names));
+    assert_ok(&s.run_cycle(false).await);
+
+    sim.revoke_tokens();
+    change_all(&sim, &ids, 3);
+    let mark = sim.requests().len();
+    let r = s.run_cycle(false).await;
+    assert_ok(&r);
+    assert_all_truth(&sim, &names, &ids);
+    let reqs = &sim.requests()[mark..];
+    assert_eq!(token_requests(reqs), 1, "one renewal");
+    assert_eq!(reqs.iter().filter(|r| r.status == 401).count(), 1);
+
+    // Still 401 with a fresh token: the client lost its rights.
+    let before = rows(&sim);
+    change_all(&sim, &ids, 4);
+    inject(
+        &sim,
+        on("POST", "/observations/query"),
+        status(401),
+        u32::MAX,
+    );
+    let mark = sim.requests().len();
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.outcome(), "failed", "{r:?}");
+    for (_, why) in &r.failed {
+        assert!(
+            why.contains("401 Unauthorized even with a fresh token") && why.contains("revoked"),
+            "{why}"
+        );
+    }
+    let reqs = &sim.requests()[mark..];
+    assert_eq!(token_requests(reqs), 1, "renewed once, not in a loop");
+    assert_eq!(
+        count(reqs, "POST", "/observations/query"),
+        2,
+        "tried, renewed, retried once"
+    );
+    assert!(queue_writes(reqs).is_empty());
+    assert_eq!(rows(&sim), before, "nothing written on an auth failure");
+}
+
+// ---------------------------------------------------------------- login failures
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_credentials_fail_once_and_check_clearly() {
+    let (sim, _) = org(SimOptions::default(), &["Romeo"]).await;
+    // The secret was rotated in Genesys; the daemon still has the old one.
+    sim.set_credentials("sim-client-id", "rotated-secret");
+    let file = config_file(&sim, &queues_toml(&["Romeo"]));
+    for cmd in ["once", "check"] {
+        let out = run_bin(&[cmd], &file).await;
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {stdout}\n{stderr}");
+        assert!(
+            stdout.contains("login refused (401, invalid_client)")
+                && stdout.contains("secret is wrong"),
+            "{cmd}: {stdout}"
+        );
+        assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+    }
+    // Genesys also answers 400 invalid_client for a client that does not exist.
+    inject(
+        &sim,
+        Match::Login,
+        FaultAction::Reply {
+            status: 400,
+            body: json!({"error": "invalid_client", "description": "client not found"}).to_string(),
+            retry_after: None,
+        },
+        u32::MAX,
+    );
+    let out = run_bin(&["once"], &file).await;
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("login refused (400, invalid_client)"),
+        "{stdout}"
+    );
+    assert_eq!(row_writes(&sim.requests()), 0);
+}
+
+/// A daemon running in-process with its health listener; `script(n, report)` runs at the
+/// end of cycle n (1-based), inside the cycle, so it can change the org between cycles.
+struct Daemon {
+    base: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<Exit>>,
+    reports: Arc<Mutex<Vec<CycleReport>>>,
+}
+
+type Script = Box<dyn Fn(usize, &CycleReport) + Send + Sync>;
+
+impl Daemon {
+    async fn start(cfg: Config, script: Script) -> Daemon {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let r = reports.clone();
+        let mut opts = RunOptions::new(shutdown.clone());
+        opts.listener = Some(listener);
+        opts.retry = fast_retry();
+        opts.on_cycle = Some(Arc::new(move |rep: &CycleReport| {
+            let n = {
+                let mut v = r.lock().unwrap();
+                v.push(rep.clone());
+                v.len()
+            };
+            script(n, rep);
+        }));
+        let task = tokio::spawn(commands::run(cfg, opts));
+        Daemon {
+            base,
+            shutdown,
+            task,
+            reports,
+        }
+    }
+
+    fn cycles(&self) -> usize {
+        self.reports.lock().unwrap().len()
+    }
+
+    fn reports(&self) -> Vec<CycleReport> {
+        self.reports.lock().unwrap().clone()
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let resp = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn wait_cycles(&self, n: usize, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.cycles() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} cycles in {secs} s",
+                self.cycles()
+            );
+            assert!(!self.task.is_finished(), "the daemon stopped");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(self) -> Exit {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("stops")
+            .unwrap()
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_keeps_running_not_ready_and_retries_a_refused_login_slowly() {
+    let names = ["Sierra"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    sim.set_credentials("sim-client-id", "rotated-secret");
+    let d = Daemon::start(cfg(&sim, &names), Box::new(|_, _| {})).await;
+    let t0 = Instant::now();
+    d.wait_cycles(4, 10).await;
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(t0.elapsed())).await;
+
+    // A cycle a second for 5 s, yet only the backoff's logins (t = 0, 1, 3 s).
+    let logins = token_requests(&sim.requests());
+    assert!((2..=4).contains(&logins), "{logins} logins in 5 s");
+    assert!(!d.task.is_finished(), "run keeps going");
+    let (code, body) = d.get("/readyz").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("not logged in"), "{body}");
+    for r in d.reports() {
+        let e = r.error.unwrap();
+        assert!(e.contains("login refused (401, invalid_client)"), "{e}");
+    }
+
+    // The admin restores the secret: the next backoff attempt logs in, the row is written.
+    sim.set_credentials("sim-client-id", SECRET);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while d.get("/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_all_truth(&sim, &names, &ids);
+    assert_eq!(d.stop().await, Exit::Shutdown);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_service_down_at_startup_is_retried_with_backoff_not_in_a_loop() {
+    let names = ["Tango"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    inject(&sim, Match::Login, status(503), u32::MAX);
+    let d = Daemon::start(cfg(&sim, &names), Box::new(|_, _| {})).await;
+    d.wait_cycles(3, 10).await;
+    let (code, body) = d.get("/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    let e = d.reports()[0].error.clone().unwrap();
+    assert!(e.contains("login service unavailable"), "{e}");
+    sim.clear_faults();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.get("/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_all_truth(&sim, &names, &ids);
+    let logins = logins_since(&sim, 0);
+    for pair in logins.windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_millis(900),
+            "logins closer than the backoff: {:?}",
+            pair[1].at - pair[0].at
+        );
+    }
+    assert_eq!(d.stop().await, Exit::Shutdown);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_login_waits_as_told_and_does_not_spin() {
+    let names = ["Uniform"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    let mut s = syncer(cfg(&sim, &names));
+
+    // 429 with Retry-After: no login before it elapsed, then success.
+    inject(&sim, Match::Login, too_many(2), 1);
+    let t0 = Instant::now();
+    let r = s.run_cycle(false).await;
+    let e = r.error.clone().unwrap();
+    assert!(
+        e.contains("login rate limited") && e.contains("retrying in 2s"),
+        "{e}"
+    );
+    while t0.elapsed() < Duration::from_millis(2300) {
+        let r = s.run_cycle(false).await;
+        if r.error.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logins = logins_since(&sim, 0);
+    assert_eq!(logins[0].status, 429);
+    assert!(logins.len() >= 2, "retried after the wait");
+    assert!(logins[1].at - logins[0].at >= Duration::from_secs(2));
+    assert_ok(&s.run_cycle(false).await);
+    assert_all_truth(&sim, &names, &ids);
+
+    // Genesys' other throttle answer: 400 invalid_request "rate limit exceeded", no
+    // Retry-After. It is a rate limit (not bad credentials) and waits a minute.
+    let mut s = syncer(cfg(&sim, &names));
+    let mark = sim.requests().len();
+    inject(
+        &sim,
+        Match::Login,
+        FaultAction::Reply {
+            status: 400,
+            body: json!({"error": "invalid_request", "description": "Rate limit exceeded", "error_description": "rate limit exceeded"}).to_string(),
+            retry_after: None,
+        },
+        u32::MAX,
+    );
+    for _ in 0..8 {
+        let r = s.run_cycle(false).await;
+        let e = r.error.unwrap();
+        assert!(e.contains("login rate limited"), "{e}");
+        assert!(!e.contains("refused"), "{e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(logins_since(&sim, mark).len(), 1, "eight cycles, one login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_while_the_login_is_throttled_does_not_skip_the_login_backoff() {
+    let names = ["Victor"];
+    let (sim, ids) = org(
+        SimOptions {
+            token_expires_in: 3,
+            ..SimOptions::default()
+        },
+        &names,
+    )
+    .await;
+    let mut s = syncer(cfg(&sim, &names));
+    assert_ok(&s.run_cycle(false).await);
+
+    // Renewal time comes while the login is throttled: the old token is still used.
+    inject(&sim, Match::Login, too_many(3), u32::MAX);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = s.run_cycle(false).await;
+    assert_ok(&r);
+    // Then the server drops the old token: a 401 must not trigger a login inside the
+    // login's Retry-After.
+    sim.revoke_tokens();
+    change_all(&sim, &ids, 6);
+    let r = s.run_cycle(false).await;
+    assert!(!r.failed.is_empty() || r.error.is_some(), "{r:?}");
+    let logins = logins_since(&sim, 0);
+    let throttled = logins.iter().find(|l| l.status == 429).unwrap();
+    for l in logins.iter().filter(|l| l.at > throttled.at) {
+        assert!(
+            l.at - throttled.at >= Duration::from_secs(3),
+            "login {:?} after a 429 with Retry-After: 3",
+            l.at - throttled.at
+        );
+    }
+
+    sim.clear_faults();
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_ok(&s.run_cycle(false).await);
+    assert_all_truth(&sim, &names, &ids);
+}
+
+// ---------------------------------------------------------------- server faults
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_a_bounded_number_of_times_and_fail_only_their_queues() {
+    let names = ["Whiskey", "Xray", "Yankee"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    let mut s = syncer(cfg(&sim, &names));
+    assert_ok(&s.run_cycle(false).await);
+
+    // A short 503 burst on the read: retried, the cycle succeeds.
+    change_all(&sim, &ids, 1);
+    let mark = sim.requests().len();
+    inject(&sim, on("POST", "/observations/query"), status(503), 2);
+    assert_ok(&s.run_cycle(false).await);
+    assert_eq!(
+        count(&api_since(&sim, mark), "POST", "/observations/query"),
+        3
+    );
+    assert_all_truth(&sim, &names, &ids);
+
+    // One row keeps failing with 502: four attempts, then only that queue fails.
+    change_all(&sim, &ids, 2);
+    let old_xray = rows(&sim)["Xray"].clone();
+    let mark = sim.requests().len();
+    inject(&sim, on("PUT", "/rows/Xray"), status(502), u32::MAX);
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.outcome(), "partial", "{r:?}");
+    assert_eq!(r.written, 2);
+    assert_eq!(r.failed.len(), 1);
+    assert!(
+        r.failed[0].0 == "Xray" && r.failed[0].1.contains("502"),
+        "{r:?}"
+    );
+    assert_eq!(count(&api_since(&sim, mark), "PUT", "/rows/Xray"), 4);
+    assert_eq!(
+        rows(&sim)["Xray"],
+        old_xray,
+        "the failed row keeps its old values"
+    );
+    assert_truth(&sim, "Whiskey", &ids[0]);
+    assert_truth(&sim, "Yankee", &ids[2]);
+
+    // The read itself fails (500 then 504): every queue fails, nothing is written.
+    sim.clear_faults();
+    inject(&sim, on("POST", "/observations/query"), status(500), 2);
+    inject(
+        &sim,
+        on("POST", "/observations/query"),
+        status(504),
+        u32::MAX,
+    );
+    change_all(&sim, &ids, 3);
+    let before = rows(&sim);
+    let mark = sim.requests().len();
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.outcome(), "failed");
+    assert_eq!(r.failed.len(), 3);
+    let reqs = api_since(&sim, mark);
+    assert_eq!(count(&reqs, "POST", "/observations/query"), 4);
+    assert!(queue_writes(&reqs).is_empty());
+    let after = rows(&sim);
+    for n in names {
+        assert_eq!(after[n], before[n], "never a zero for unknown");
+    }
+
+    sim.clear_faults();
+    assert_ok(&s.run_cycle(false).await);
+    assert_all_truth(&sim, &names, &ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_fails_cycles_on_schedule_and_ends_without_a_retry_storm() {
+    let names = ["Zulu", "Amber", "Basil", "Cedar", "Daisy"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    let (s2, ids2) = (sim.clone(), ids.clone());
+    let marks = Arc::new(Mutex::new(Vec::new()));
+    let m = marks.clone();
+    // Cycle 1 clean; cycles 2-4 inside a total API outage; cycles 5-6 after it.
+    let script: Script = Box::new(move |n, _| {
+        m.lock().unwrap().push(s2.requests().len());
+        match n {
+            1 => {
+                change_all(&s2, &ids2, 8);
+                s2.inject(Fault {
+                    matcher: Match::Path {
+                        method: None,
+                        contains: "/api/v2/".into(),
+                    },
+                    action: status(503),
+                    times: u32::MAX,
+                });
+            }
+            4 => s2.clear_faults(),
+            _ => {}
+        }
+    });
+    let d = Daemon::start(cfg(&sim, &names), script).await;
+    d.wait_cycles(6, 20).await;
+    let reports = d.reports();
+    assert_eq!(d.stop().await, Exit::Shutdown);
+    let marks = marks.lock().unwrap().clone();
+    let all = sim.requests();
+    let in_cycle = |n: usize| -> Vec<LoggedRequest> {
+        let mut v = all[marks[n - 2]..marks[n - 1]].to_vec();
+        v.sort_by_key(|r| r.at);
+        v
+    };
+
+    for n in 2..=4 {
+        let r = &reports[n - 1];
+        assert_eq!(r.outcome(), "failed", "cycle {n}: {r:?}");
+        let reqs = in_cycle(n);
+        assert_eq!(
+            reqs.len(),
+            4,
+            "cycle {n}: one read, four attempts, nothing else: {:?}",
+            reqs.iter().map(|r| &r.path).collect::<Vec<_>>()
+        );
+    }
+    // The schedule kept going: failed cycles took well under a period, and each next
+    // cycle started on the next tick.
+    for n in 2..=4 {
+        assert!(
+            reports[n - 1].duration < Duration::from_secs(1),
+            "{:?}",
+            reports[n - 1]
+        );
+    }
+    for pair in reports[..5].windows(2) {
+        let gap = pair[1].started.unwrap() - pair[0].started.unwrap();
+        assert!(
+            gap <= chrono::Duration::milliseconds(1500),
+            "a cycle started {gap} after the previous one"
+        );
+    }
+    // After the outage: the one read plus one write per changed row, no replay of the
+    // failed attempts, no burst beyond the budget.
+    let r5 = &reports[4];
+    assert_ok(r5);
+    assert_eq!(r5.written, 5, "{r5:?}");
+    let reqs = in_cycle(5);
+    let writes = queue_writes(&reqs).len();
+    assert_eq!(writes, 5);
+    assert_eq!(count(&reqs, "POST", "/observations/query"), 1);
+    assert!(
+        reqs.len() <= 1 + 5 + 1,
+        "read + writes + heartbeat: {}",
+        reqs.len()
+    );
+    assert_all_truth(&sim, &names, &ids);
+    eprintln!(
+        "outage: {} requests per failed cycle, {} in the recovery cycle",
+        in_cycle(2).len(),
+        reqs.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_beyond_the_timeout_fails_only_the_slow_queues_and_the_next_cycle_recovers() {
+    let names = ["Elder", "Fern", "Gorse"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    let mut c = cfg(&sim, &names);
+    c.request_timeout = Duration::from_millis(400);
+    let mut s = syncer(c);
+    assert_ok(&s.run_cycle(false).await);
+    let first = rows(&sim);
+
+    // One queue's writes hang past the timeout (the client gives up, nothing lands).
+    change_all(&sim, &ids, 5);
+    let slow = || FaultAction::Delay(Duration::from_millis(900));
+    inject(&sim, on("PUT", "/rows/Fern"), slow(), u32::MAX);
+    let mark = sim.requests().len();
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.outcome(), "partial", "{r:?}");
+    assert_eq!(r.failed.len(), 1);
+    assert!(
+        r.failed[0].0 == "Fern" && r.failed[0].1.contains("timed out"),
+        "{r:?}"
+    );
+    assert!(
+        r.duration < Duration::from_secs(4),
+        "bounded: {:?}",
+        r.duration
+    );
+    let reqs = api_since(&sim, mark);
+    let fern: Vec<u16> = reqs
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.ends_with("/rows/Fern"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        fern,
+        [0, 0, 0, 0],
+        "four attempts, each abandoned at the timeout"
+    );
+    assert_eq!(rows(&sim)["Fern"], first["Fern"], "keeps its old values");
+    assert_truth(&sim, "Elder", &ids[0]);
+    assert_truth(&sim, "Gorse", &ids[2]);
+    sim.clear_faults();
+    assert_ok(&s.run_cycle(false).await);
+    assert_all_truth(&sim, &names, &ids);
+
+    // The server applies a write but answers too late: the client saw a failure, the
+    // table holds the new values. Then the values go back to what the client last wrote:
+    // the row must still be rewritten, not skipped as "unchanged".
+    change_all(&sim, &ids, 6);
+    inject(
+        &sim,
+        on("PUT", "/rows/Fern"),
+        FaultAction::SlowAnswer(Duration::from_millis(900)),
+        1,
+    );
+    inject(&sim, on("PUT", "/rows/Fern"), slow(), u32::MAX);
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert_eq!(
+        int(&rows(&sim)["Fern"], "Waiting"),
+        7,
+        "the late write landed"
+    );
+    sim.clear_faults();
+    change_all(&sim, &ids, 5);
+    assert_ok(&s.run_cycle(false).await);
+    assert_all_truth(&sim, &names, &ids);
+
+    // A read past the timeout: the whole cycle fails, the next one recovers.
+    change_all(&sim, &ids, 8);
+    inject(&sim, on("POST", "/observations/query"), slow(), u32::MAX);
+    let before = rows(&sim);
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.outcome(), "failed");
+    assert!(
+        r.failed.iter().all(|(_, why)| why.contains("timed out")),
+        "{r:?}"
+    );
+    for n in names {
+        assert_eq!(rows(&sim)[n], before[n]);
+    }
+    sim.clear_faults();
+    assert_ok(&s.run_cycle(false).await);
+    assert_all_truth(&sim, &names, &ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_retried_and_then_fail_only_their_queue() {
+    let names = ["Heath", "Iris", "Juniper"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    let mut s = syncer(cfg(&sim, &names));
+    assert_ok(&s.run_cycle(false).await);
+
+    change_all(&sim, &ids, 2);
+    let mark = sim.requests().len();
+    inject(
+        &sim,
+        on("POST", "/observations/query"),
+        FaultAction::Drop,
+        2,
+    );
+    assert_ok(&s.run_cycle(false).await);
+    let reqs = api_since(&sim, mark);
+    assert_eq!(count(&reqs, "POST", "/observations/query"), 3);
+    assert_eq!(reqs.iter().filter(|r| r.status == 0).count(), 2);
+    assert_all_truth(&sim, &names, &ids);
+
+    change_all(&sim, &ids, 3);
+    let mark = sim.requests().len();
+    inject(&sim, on("PUT", "/rows/Iris"), FaultAction::Drop, u32::MAX);
+    let old = rows(&sim)["Iris"].clone();
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.outcome(), "partial", "{r:?}");
+    assert_eq!(r.failed.len(), 1);
+    assert_eq!(r.failed[0].0, "Iris");
+    assert_eq!(count(&api_since(&sim, mark), "PUT", "/rows/Iris"), 4);
+    assert_eq!(rows(&sim)["Iris"], old);
+    assert_truth(&sim, "Heath", &ids[0]);
+    assert_truth(&sim, "Juniper", &ids[2]);
+
+    sim.clear_faults();
+    assert_ok(&s.run_cycle(false).await);
+    assert_all_truth(&sim, &names, &ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_api_fails_the_cycle_without_spinning() {
+    // Nothing listens on this loopback port: connection refused, as close to a DNS
+    // failure as a loopback-only test gets.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (sim, _) = org(SimOptions::default(), &["Kale"]).await;
+    let mut c = cfg(&sim, &["Kale"]);
+    c.api_url = format!("http://127.0.0.1:{port}").parse().unwrap();
+    c.login_url = c.api_url.clone();
+    let mut s = syncer(c);
+    let t0 = Instant::now();
+    let mut errors = Vec::new();
+    for _ in 0..5 {
+        errors.push(s.run_cycle(false).await.error.unwrap());
+    }
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(
+        errors[0].contains("login service unavailable: connection failed"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1..].iter().all(|e| e.contains("retrying in")),
+        "later cycles wait out the login backoff: {errors:?}"
+    );
+}
+
+// ---------------------------------------------------------------- table and queues
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_deleted_mid_run_is_named_and_written_again_once_recreated() {
+    let names = ["Laurel", "Maple"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    let mut s = syncer(cfg(&sim, &names));
+    assert_ok(&s.run_cycle(false).await);
+
+    // Deleted while values change: the writes find it gone.
+    sim.delete_table(&table_id(&sim));
+    change_all(&sim, &ids, 1);
+    let r = s.run_cycle(false).await;
+    assert_eq!((r.written, r.failed.len()), (0, 2), "{r:?}");
+    assert!(r.failed.iter().all(|(_, why)| why.contains("404")), "{r:?}");
+    let mark = sim.requests().len();
+    for _ in 0..3 {
+        let r = s.run_cycle(false).await;
+        let e = r.error.unwrap();
+        assert!(
+            e.contains("data table \"QueueAgentCounts\" not found") && e.contains("table create"),
+            "{e}"
+        );
+    }
+    let reqs = api_since(&sim, mark);
+    assert!(
+        queue_writes(&reqs).is_empty(),
+        "no writes while it is missing"
+    );
+    assert_eq!(reqs.len(), 3, "one lookup per cycle");
+
+    sim.create_table(TABLE, COLUMNS);
+    assert_ok(&s.run_cycle(false).await);
+    assert_all_truth(&sim, &names, &ids);
+
+    // Deleted and recreated between cycles with nothing changed: no row write would
+    // notice, yet the rows must be back within two cycles.
+    sim.delete_table(&table_id(&sim));
+    sim.create_table(TABLE, COLUMNS);
+    s.run_cycle(false).await;
+    s.run_cycle(false).await;
+    assert_all_truth(&sim, &names, &ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_missing_a_column_or_with_a_wrong_type_is_named_and_never_written() {
+    let names = ["Nettle"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    sim.delete_table(&table_id(&sim));
+    let mut fields: Vec<_> = COLUMNS
+        .iter()
+        .filter(|(c, _)| *c != "Waiting")
+        .copied()
+        .collect();
+    sim.create_table(TABLE, &fields);
+    let r = syncer(cfg(&sim, &names)).run_cycle(false).await;
+    let e = r.error.unwrap();
+    assert!(
+        e.contains("\"QueueAgentCounts\"")
+            && e.contains("`Waiting` is missing")
+            && e.contains("table create"),
+        "{e}"
+    );
+    let file = config_file(&sim, &queues_toml(&names));
+    let out = run_bin(&["check"], &file).await;
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("✗ schema: column `Waiting` is missing"),
+        "{stdout}"
+    );
+
+    sim.delete_table(&table_id(&sim));
+    fields.push(("Waiting", genesys_queue_sync::sim::FieldType::String));
+    sim.create_table(TABLE, &fields);
+    let r = syncer(cfg(&sim, &names)).run_cycle(false).await;
+    let e = r.error.unwrap();
+    assert!(e.contains("`Waiting` is string but must be integer"), "{e}");
+    assert_eq!(
+        row_writes(&sim.requests()),
+        0,
+        "no write with a wrong shape"
+    );
+
+    // Fixed (`table create` adds what is missing; here recreated): written.
+    sim.delete_table(&table_id(&sim));
+    sim.create_table(TABLE, COLUMNS);
+    assert_ok(&syncer(cfg(&sim, &names)).run_cycle(false).await);
+    assert_all_truth(&sim, &names, &ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_or_deleted_queue_is_named_in_a_warning_and_the_others_keep_updating() {
+    let names = ["Olive Renamed", "Poplar Deleted", "Quince Steady"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    let mut c = cfg(&sim, &names);
+    c.resolve_every = Duration::from_millis(500);
+    let mut s = syncer(c);
+    assert_ok(&s.run_cycle(false).await);
+    let first = rows(&sim);
+
+    // Renamed: found on the next periodic re-resolve.
+    sim.rename_queue(&ids[0], "Olive v2");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    change_all(&sim, &ids, 2);
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.observed.len(), 2, "{r:?}");
+    assert!(
+        !log_lines_with(&["WARN", "no such queue", "Olive Renamed"]).is_empty(),
+        "{}",
+        log_text()
+    );
+    assert!(!log_lines_with(&["WARN", "left the selection", "Olive Renamed"]).is_empty());
+
+    // Deleted: missing from the observation answer at once, re-resolved next cycle.
+    sim.delete_queue(&ids[1]);
+    change_all(&sim, &ids[2..], 3);
+    let r = s.run_cycle(false).await;
+    assert!(
+        r.failed
+            .iter()
+            .any(|(q, why)| q == "Poplar Deleted" && why.contains("not in the observation answer")),
+        "{r:?}"
+    );
+    assert!(
+        !log_lines_with(&[
+            "WARN",
+            "missing from the observation answer",
+            "Poplar Deleted"
+        ])
+        .is_empty()
+    );
+    assert_truth(&sim, "Quince Steady", &ids[2]);
+    let poplar_last = rows(&sim)["Poplar Deleted"].clone();
+    change_all(&sim, &ids[2..], 4);
+    let mark = sim.requests().len();
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.outcome(), "ok", "{r:?}");
+    assert!(!log_lines_with(&["WARN", "no such queue", "Poplar Deleted"]).is_empty());
+    assert_truth(&sim, "Quince Steady", &ids[2]);
+
+    // Their rows are left as they were (on_vanish = keep), never zeroed.
+    let now = rows(&sim);
+    assert_eq!(now["Olive Renamed"], first["Olive Renamed"]);
+    assert_eq!(now["Poplar Deleted"], poplar_last);
+    let reqs = api_since(&sim, mark);
+    assert!(
+        queue_writes(&reqs)
+            .iter()
+            .all(|r| !r.body.contains("Olive") && !r.body.contains("Poplar")),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_write_races_resolve_to_the_right_final_row() {
+    let names = ["Rowan", "Sorrel", "Teasel"];
+    let (sim, ids) = org(SimOptions::default(), &names[..2]).await;
+    let mut c = cfg(&sim, &names);
+    c.resolve_every = Duration::from_millis(300);
+    let mut s = syncer(c);
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.observed.len(), 2, "Teasel does not exist yet");
+
+    // Someone deletes a row the daemon believes exists: PUT 404 → POST.
+    sim.delete_row(&table_id(&sim), "Rowan");
+    change_all(&sim, &ids[..1], 9);
+    // Someone else creates the row of a queue the daemon is about to add: POST 409 → PUT.
+    let teasel = add_busy_queue(&sim, "Teasel");
+    sim.put_row(
+        &table_id(&sim),
+        json!({"key": "Teasel", "Online": 1, "OnQueue": 1, "Idle": 1, "Interacting": 0, "Waiting": 0, "UpdatedAt": "2020-01-01T00:00:00Z"}),
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mark = sim.requests().len();
+    let r = s.run_cycle(false).await;
+    assert_ok(&r);
+    assert_truth(&sim, "Rowan", &ids[0]);
+    assert_truth(&sim, "Sorrel", &ids[1]);
+    assert_truth(&sim, "Teasel", &teasel);
+
+    let reqs = api_since(&sim, mark);
+    let seq = |key: &str| -> Vec<(String, u16)> {
+        queue_writes(&reqs)
+            .iter()
+            .filter(|r| {
+                r.path.ends_with(&format!("/rows/{key}"))
+                    || r.body.contains(&format!("\"key\":\"{key}\""))
+            })
+            .map(|r| (r.method.clone(), r.status))
+            .collect()
+    };
+    assert_eq!(
+        seq("Rowan"),
+        [("PUT".to_owned(), 404), ("POST".to_owned(), 200)]
+    );
+    assert_eq!(
+        seq("Teasel"),
+        [("POST".to_owned(), 409), ("PUT".to_owned(), 200)]
+    );
+}
+
+// ---------------------------------------------------------------- malformed answers
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_answers_never_panic_never_write_and_name_the_endpoint() {
+    let names = ["Umber", "Violet"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    assert_ok(&syncer(cfg(&sim, &names)).run_cycle(false).await);
+    let settled = rows(&sim);
+    change_all(&sim, &ids, 7);
+
+    let huge = format!("{{\"results\": [], \"pad\": \"{}\"}}", "x".repeat(9 << 20));
+    let wrong_type = json!({"systemToOrganizationMappings": {}, "results": [{"group": {"queueId": ids[0]}, "data": [{"metric": "oWaiting", "stats": {"count": "7"}}]}]}).to_string();
+    let cases: Vec<(Match, String, &str)> = vec![
+        (
+            on("POST", "/observations/query"),
+            "<html>oops</html>".into(),
+            "queue_observations: unexpected response",
+        ),
+        (
+            on("POST", "/observations/query"),
+            "{\"results\": 5}".into(),
+            "queue_observations: unexpected response",
+        ),
+        (
+            on("POST", "/observations/query"),
+            wrong_type,
+            "queue_observations: unexpected response",
+        ),
+        (
+            on("POST", "/observations/query"),
+            huge,
+            "queue_observations: unexpected response: body larger than",
+        ),
+        (
+            on("POST", "/observations/query"),
+            "{}".into(),
+            "not in the observation answer",
+        ),
+        (
+            on("GET", "/flows/datatables"),
+            "{\"entities\": 7}".into(),
+            "datatables: unexpected response",
+        ),
+        (
+            on("GET", "/rows"),
+            "{\"entities\": [1, 2]}".into(),
+            "datatable_rows: unexpected response",
+        ),
+        (
+            on("GET", "/routing/queues"),
+            "{\"entities\": [{\"id\": 5}]}".into(),
+            "routing_queues: unexpected response",
+        ),
+        (
+            Match::Login,
+            "{\"access_token\": 5}".into(),
+            "login answered something unexpected",
+        ),
+    ];
+    for (matcher, body, want) in cases {
+        // A new process each time, so the lookups that are cached run too.
+        let mut s = syncer(cfg(&sim, &names));
+        inject(&sim, matcher, FaultAction::Body(body), u32::MAX);
+        let r = s.run_cycle(false).await;
+        let all = format!("{:?} {:?}", r.error, r.failed);
+        assert!(all.contains(want), "want {want:?} in {all}");
+        assert_eq!(rows(&sim), settled, "{want}: nothing written");
+        sim.clear_faults();
+    }
+    assert_ok(&syncer(cfg(&sim, &names)).run_cycle(false).await);
+    assert_all_truth(&sim, &names, &ids);
+}
+
+// ---------------------------------------------------------------- the invariant
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_faults_stop_owned_rows_converge_within_two_cycles_and_foreign_rows_are_untouched() {
+    let names = ["Wren", "Yarrow", "Zinnia", "Aster"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    let table = table_id(&sim);
+    let foreign = [
+        json!({"key": "Foreign", "Online": 99, "OnQueue": 98, "Idle": 97, "Interacting": 96, "Waiting": 95, "UpdatedAt": "2020-01-01T00:00:00Z"}),
+        json!({"key": "wren", "Online": 1, "OnQueue": 1, "Idle": 1, "Interacting": 1, "Waiting": 1, "UpdatedAt": "2020-01-01T00:00:00Z"}),
+    ];
+    for f in &foreign {
+        sim.put_row(&table, f.clone());
+    }
+    let mut c = cfg(&sim, &names);
+    c.request_timeout = Duration::from_millis(400);
+    let mut s = syncer(c);
+
+    let faults: Vec<Vec<(Match, FaultAction, u32)>> = vec![
+        vec![(on("POST", "/observations/query"), status(503), u32::MAX)],
+        vec![
+            (on("PUT", "/rows/Yarrow"), status(500), u32::MAX),
+            (on("PUT", "/rows/Wren"), FaultAction::Drop, 1),
+        ],
+        vec![
+            (on("POST", "/observations/query"), too_many(1), 1),
+            (on("PUT", "/rows/"), status(503), 5),
+        ],
+        vec![(
+            on("POST", "/observations/query"),
+            FaultAction::Body("{\"results\": [{\"group\": 3}]}".into()),
+            1,
+        )],
+        vec![(
+            on("POST", "/observations/query"),
+            FaultAction::Delay(Duration::from_millis(600)),
+            u32::MAX,
+        )],
+        vec![
+            (on("PUT", "/rows/Zinnia"), FaultAction::Drop, u32::MAX),
+            (on("PUT", "/rows/Aster"), too_many(1), 2),
+        ],
+    ];
+    for (i, set) in faults.into_iter().enumerate() {
+        change_all(&sim, &ids, i as u32 + 10);
+        sim.set_waiting(&ids[i % ids.len()], "chat", i as u32);
+        let truth: Vec<_> = ids.iter().map(|id| sim.truth(id).unwrap()).collect();
+        for (m, a, n) in set {
+            inject(&sim, m, a, n);
+        }
+        let mark = sim.requests().len();
+        s.run_cycle(false).await;
+        sim.clear_faults();
+        // Whatever was written during a fault holds the values of that moment, never a
+        // guess or a zero for something unknown.
+        for w in queue_writes(&api_since(&sim, mark)) {
+            let body: Value = serde_json::from_str(&w.body).unwrap();
+            let key = body["key"].as_str().unwrap();
+            let i = names
+                .iter()
+                .position(|n| *n == key)
+                .expect("only owned keys");
+            assert_eq!(body["Waiting"], json!(truth[i].waiting), "{key}");
+            assert_eq!(body["Online"], json!(truth[i].online), "{key}");
+        }
+    }
+
+    // Faults stop; the org changes once more; two cycles later every row is right.
+    tokio::time::sleep(Duration::from_millis(300)).await; // let delayed requests drain
+    change_all(&sim, &ids, 42);
+    s.run_cycle(false).await;
+    s.run_cycle(false).await;
+    assert_all_truth(&sim, &names, &ids);
+    let now = rows(&sim);
+    for f in &foreign {
+        let key = f["key"].as_str().unwrap();
+        assert_eq!(
+            &Value::Object(now[key].clone()),
+            f,
+            "foreign row {key} untouched"
+        );
+    }
+    for r in sim.requests() {
+        assert!(
+            !r.path.ends_with("/rows/Foreign") && !r.path.ends_with("/rows/wren"),
+            "{} {}",
+            r.method,
+            r.path
+        );
+        assert!(!r.body.contains("\"Foreign\"") && !r.body.contains("\"wren\""));
+    }
+}
+
+// ---------------------------------------------------------------- secrets
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_and_token_never_in_cmdline_debug_metrics_or_logs() {
+    let (sim, _) = org(SimOptions::default(), &["Birch"]).await;
+
+    // In-process: Debug of the config, the client and its token source, after a login.
+    let c = cfg(&sim, &["Birch"]);
+    let cl = client(&c);
+    queues::find_by_name(&cl, "Birch").await.unwrap();
+    let token = sim
+        .requests()
+        .iter()
+        .rev()
+        .find_map(|r| r.authorization.clone())
+        .unwrap();
+    let token = token.strip_prefix("Bearer ").unwrap().to_owned();
+    for shown in [
+        format!("{c:?}"),
+        format!("{cl:?}"),
+        format!("{:?}", cl.auth()),
+        format!("{:#?}", cl),
+    ] {
+        assert!(
+            !shown.contains(SECRET) && !shown.contains(&token),
+            "{shown}"
+        );
+    }
+    assert!(format!("{cl:?}").contains("Client"));
+
+    // The binary: `run` with trace logs and its metrics listener.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[genesys]\napi_url = \"{}\"\nclient_id = \"sim-client-id\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
+            sim.base_url(),
+            queues_toml(&["Birch"])
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(bin())
+        .args(["--log-level", "trace", "run", "--config"])
+        .arg(&path)
+        .env_clear()
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    // Drain both pipes while it runs: trace output would fill them and stall the child.
+    let drain = |mut pipe: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut buf)
+                .await
+                .unwrap();
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !rows(&sim).contains_key("Birch") {
+        assert!(Instant::now() < deadline, "first cycle never wrote");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains("run --config"), "{cmdline}");
+    let metrics = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("genesys_queue_sync_"), "{metrics}");
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&stdout.await.unwrap()),
+        String::from_utf8_lossy(&stderr.await.unwrap())
+    );
+    assert!(logs.contains("TRACE"), "trace logging was on");
+
+    let tokens: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.authorization
+                .as_deref()?
+                .strip_prefix("Bearer ")
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(tokens.len() >= 2, "tokens of both processes");
+    let captured = log_text();
+    for (what, text) in [
+        ("cmdline", &cmdline),
+        ("metrics", &metrics),
+        ("binary logs", &logs),
+        ("in-process logs", &captured),
+    ] {
+        assert!(!text.contains(SECRET), "the secret leaked into {what}");
+        for t in &tokens {
+            assert!(
+                !text.contains(t.as_str()),
+                "a bearer token leaked into {what}"
+            );
+        }
+    }
+}
