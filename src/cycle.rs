@@ -104,6 +104,14 @@ pub fn row_for(key: &str, c: &QueueCounts, at: DateTime<Utc>) -> Map<String, Val
     row
 }
 
+/// The heartbeat row: the key and the time, nothing else.
+fn heartbeat_row(key: &str) -> Map<String, Value> {
+    let mut row = Map::new();
+    row.insert("key".into(), json!(key));
+    row.insert("UpdatedAt".into(), json!(timestamp(Utc::now())));
+    row
+}
+
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -562,12 +570,7 @@ impl Syncer {
         let sem = Arc::new(Semaphore::new(self.cfg.write_concurrency));
         let mut tasks = JoinSet::new();
         for d in due {
-            let mut row = row_for(&d.target.key, &d.counts, d.at);
-            if let Some(extra) = self.extra_columns.get(&d.target.key) {
-                for (k, v) in extra {
-                    row.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-            }
+            let row = self.owned_row(&d.target.key, &d.counts, d.at);
             let exists = known.contains(&d.target.key);
             let client = self.client.clone();
             let table_id = table_id.to_owned();
@@ -607,6 +610,17 @@ impl Syncer {
         }
     }
 
+    /// The row for an owned key, carrying the extra columns it already has in the table.
+    fn owned_row(&self, key: &str, counts: &QueueCounts, at: DateTime<Utc>) -> Map<String, Value> {
+        let mut row = row_for(key, counts, at);
+        if let Some(extra) = self.extra_columns.get(key) {
+            for (k, v) in extra {
+                row.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        row
+    }
+
     fn record_written(&mut self, t: &Target, counts: QueueCounts, at: DateTime<Utc>) {
         if let Some(k) = self.known_keys.as_mut() {
             k.insert(t.key.clone());
@@ -634,9 +648,7 @@ impl Syncer {
         let Some(key) = self.cfg.rows.heartbeat_key.clone() else {
             return;
         };
-        let mut row = Map::new();
-        row.insert("key".into(), json!(key));
-        row.insert("UpdatedAt".into(), json!(timestamp(Utc::now())));
+        let row = heartbeat_row(&key);
         let exists = self.known_keys.as_ref().is_some_and(|k| k.contains(&key));
         match datatable::upsert_row(&self.client, table_id, &key, &row, exists).await {
             Ok(()) => {
@@ -675,20 +687,11 @@ impl Syncer {
                 .copied()
                 .or_else(|| self.held.get(&t.key).map(|h| (h.counts, h.at)));
             if let Some((c, at)) = values {
-                let mut row = row_for(&t.key, &c, at);
-                if let Some(extra) = self.extra_columns.get(&t.key) {
-                    for (k, v) in extra {
-                        row.entry(k.clone()).or_insert_with(|| v.clone());
-                    }
-                }
-                rows.push(row);
+                rows.push(self.owned_row(&t.key, &c, at));
             }
         }
         if let Some(key) = &self.cfg.rows.heartbeat_key {
-            let mut row = Map::new();
-            row.insert("key".into(), json!(key));
-            row.insert("UpdatedAt".into(), json!(timestamp(Utc::now())));
-            rows.push(row);
+            rows.push(heartbeat_row(key));
         }
         let csv = datatable::to_csv(&rows);
         match datatable::import_replace_all(&self.client, table_id, csv).await {

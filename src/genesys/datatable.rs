@@ -272,11 +272,7 @@ pub async fn list_rows(
         })?;
         let got = listing.rows.len();
         out.extend(listing.rows);
-        let more = match listing.page_count {
-            Some(pc) => page < pc,
-            None => got as u32 >= ROWS_PAGE_SIZE,
-        };
-        if !more || got == 0 || page >= MAX_PAGES {
+        if !super::has_next_page(page, listing.page_count, got, ROWS_PAGE_SIZE, MAX_PAGES) {
             return Ok(out);
         }
         page += 1;

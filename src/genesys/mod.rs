@@ -528,6 +528,22 @@ pub fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
+/// Whether a paged listing has another page after `page`: the answer's `pageCount` when
+/// given, else a full page; never past `max_pages` (a server that keeps announcing more).
+pub(crate) fn has_next_page(
+    page: u32,
+    page_count: Option<u32>,
+    got: usize,
+    page_size: u32,
+    max_pages: u32,
+) -> bool {
+    let more = match page_count {
+        Some(pc) => page < pc,
+        None => got as u32 >= page_size,
+    };
+    more && got > 0 && page < max_pages
+}
+
 /// Percent-encodes one path segment (a row key may hold `/`, `%`, `#`, spaces, anything).
 pub fn encode_segment(s: &str) -> String {
     const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

@@ -52,11 +52,7 @@ async fn list(client: &Client, filters: &[(&'static str, String)]) -> Result<Vec
         let listing: Listing = client.send_json(req).await?;
         let got = listing.entities.len();
         out.extend(listing.entities);
-        let more = match listing.page_count {
-            Some(pc) => page < pc,
-            None => got as u32 >= PAGE_SIZE,
-        };
-        if !more || got == 0 || page >= MAX_PAGES {
+        if !super::has_next_page(page, listing.page_count, got, PAGE_SIZE, MAX_PAGES) {
             return Ok(out);
         }
         page += 1;
