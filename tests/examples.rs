@@ -1,0 +1,61 @@
+//! The shipped example configs load through the real loader, as users will copy them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use genesys_queue_sync::config::{self, KeyBy, TableRef};
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn systemd_example_config_is_valid_with_a_systemd_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("client-secret"), "s\n").unwrap();
+    let text = std::fs::read_to_string("systemd/config.example.toml").unwrap();
+    let cfg = config::parse(
+        &text,
+        &env(&[("CREDENTIALS_DIRECTORY", dir.path().to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(cfg.api_url.as_str(), "https://api.mypurecloud.com/");
+    assert_eq!(cfg.table, TableRef::Name("QueueAgentCounts".into()));
+    assert_eq!(cfg.key_by, KeyBy::Name);
+    assert_eq!(cfg.queue_names, ["Sales", "Support"]);
+    assert_eq!(
+        cfg.http_listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9464")
+    );
+}
+
+#[test]
+fn kubernetes_configmap_config_is_valid_with_the_mounted_secret() {
+    let yaml = std::fs::read_to_string("deploy/configmap.yaml").unwrap();
+    let start = yaml.find("config.toml: |").expect("config.toml key") + "config.toml: |".len();
+    let toml: String = yaml[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    // The file's client_secret_file points into the pod; here the env var stands in for it,
+    // and the client id comes from the Secret through the environment, as in the Deployment.
+    let cfg = config::parse(
+        &toml,
+        &env(&[
+            ("GENESYSCLOUD_OAUTHCLIENT_ID", "id"),
+            ("GENESYSCLOUD_OAUTHCLIENT_SECRET", "s"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cfg.client_id, "id");
+    assert_eq!(
+        cfg.http_listen.map(|a| a.to_string()).as_deref(),
+        Some("0.0.0.0:9464")
+    );
+    assert_eq!(cfg.schedule.period.as_secs(), 60);
+}
