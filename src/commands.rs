@@ -188,6 +188,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     ]);
 
     let counter = Arc::new(AtomicU64::new(0));
+    let streak = Arc::new(std::sync::Mutex::new(FailureStreak::default()));
     let hook = opts.on_cycle.clone();
     let exit = schedule::drive(
         ticks,
@@ -196,9 +197,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
             let syncer = syncer.clone();
             let hook = hook.clone();
             let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+            let streak = streak.clone();
             async move {
                 let report = syncer.lock().await.run_cycle(false).await;
-                log_report(&report);
+                log_report(&report, &streak);
                 if let Some(h) = hook {
                     h(&report);
                 }
@@ -219,13 +221,60 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     Ok(exit)
 }
 
-fn log_report(r: &CycleReport) {
-    if let Some(e) = &r.error {
-        tracing::error!(
-            duration_ms = r.duration.as_millis() as u64,
-            "cycle failed: {e}"
-        );
+/// Consecutive cycles that failed with the same error: a daemon that runs for months must
+/// not write the same error line every minute for a whole outage.
+#[derive(Default)]
+struct FailureStreak {
+    last: Option<String>,
+    cycles: u32,
+}
+
+impl FailureStreak {
+    /// Whether this failure is worth an error line: the first of a streak, then the 10th,
+    /// then every 60th (about hourly at the default schedule).
+    fn failed(&mut self, error: &str) -> bool {
+        if self.last.as_deref() == Some(error) {
+            self.cycles += 1;
+        } else {
+            self.last = Some(error.to_owned());
+            self.cycles = 1;
+        }
+        self.cycles == 1 || self.cycles == 10 || self.cycles % 60 == 0
+    }
+
+    /// The length of the streak that just ended, if any.
+    fn succeeded(&mut self) -> Option<u32> {
+        self.last.take().map(|_| std::mem::take(&mut self.cycles))
+    }
+}
+
+fn log_report(r: &CycleReport, streak: &std::sync::Mutex<FailureStreak>) {
+    let Ok(mut streak) = streak.lock() else {
         return;
+    };
+    if let Some(e) = &r.error {
+        let ms = r.duration.as_millis() as u64;
+        if streak.failed(e) {
+            let cycles = streak.cycles;
+            if cycles == 1 {
+                tracing::error!(duration_ms = ms, "cycle failed: {e}");
+            } else {
+                tracing::error!(
+                    duration_ms = ms,
+                    cycles,
+                    "cycle failed again ({cycles} cycles in a row): {e}"
+                );
+            }
+        } else {
+            tracing::debug!(duration_ms = ms, "cycle failed again: {e}");
+        }
+        return;
+    }
+    if let Some(cycles) = streak.succeeded() {
+        tracing::info!(
+            failed_cycles = cycles,
+            "recovered after {cycles} failed cycles"
+        );
     }
     let failed: Vec<&str> = r.failed.iter().map(|(q, _)| q.as_str()).collect();
     if failed.is_empty() {
@@ -732,4 +781,22 @@ fn column_list() -> String {
         .map(|(c, t)| format!("{c} ({})", t.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_failure_is_logged_at_first_then_rarely() {
+        let mut s = FailureStreak::default();
+        let logged: Vec<u32> = (1..=130u32).filter(|_| s.failed("login refused")).collect();
+        assert_eq!(logged, [1, 10, 60, 120]);
+        assert!(
+            s.failed("table missing"),
+            "a different error starts a new streak"
+        );
+        assert_eq!(s.succeeded(), Some(1));
+        assert_eq!(s.succeeded(), None);
+    }
 }
