@@ -1,39 +1,53 @@
 //! The client-side request budget.
 //!
-//! A GCRA limiter on tokio's clock (so tests run it under a paused clock): requests are
-//! spaced `60 s / requests_per_minute` apart with a burst of a tenth of the minute's budget.
-//! Hand-rolled rather than `governor` because governor keeps its own clock, which tokio's
-//! paused time cannot drive.
+//! At most `requests_per_minute` requests leave in any 60 s window: the same shape as the
+//! limit Genesys applies per token, set below it (240 of ~300 by default). A window rather
+//! than evenly spaced requests so a cycle can spend its share of the minute at once and
+//! finish in seconds (at most `write_concurrency` requests are in flight anyway) instead of
+//! being stretched across the whole period. Hand-rolled on tokio's clock rather than
+//! `governor`, whose own clock tokio's paused time cannot drive.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use tokio::time::Instant;
 
+const WINDOW: Duration = Duration::from_secs(60);
+
 #[derive(Debug)]
 pub struct Limiter {
-    interval: Duration,
-    burst: u32,
+    budget: u32,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
-    /// Theoretical arrival time of the next request.
-    tat: Instant,
+    /// When each request of the current window left, oldest first.
+    sent: VecDeque<Instant>,
     /// No request leaves before this (after a 429 or when the server says we are near its limit).
     paused_until: Option<Instant>,
 }
 
+impl State {
+    fn prune(&mut self, now: Instant) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= WINDOW)
+        {
+            self.sent.pop_front();
+        }
+    }
+}
+
 impl Limiter {
     pub fn per_minute(rpm: u32) -> Self {
-        let rpm = rpm.max(1);
         Self {
-            interval: Duration::from_secs(60) / rpm,
-            burst: (rpm / 10).max(1),
+            budget: rpm.max(1),
             state: Mutex::new(State {
-                tat: Instant::now(),
+                sent: VecDeque::new(),
                 paused_until: None,
             }),
         }
@@ -49,13 +63,16 @@ impl Limiter {
                     Some(p) if p > now => p - now,
                     _ => {
                         s.paused_until = None;
-                        let tat = s.tat.max(now);
-                        let allowance = self.interval * self.burst;
-                        if tat.saturating_duration_since(now) >= allowance {
-                            tat - now - allowance + self.interval
-                        } else {
-                            s.tat = tat + self.interval;
-                            return;
+                        s.prune(now);
+                        match s.sent.front() {
+                            Some(&oldest) if s.sent.len() >= self.budget as usize => (oldest
+                                + WINDOW)
+                                .saturating_duration_since(now)
+                                .max(Duration::from_millis(1)),
+                            _ => {
+                                s.sent.push_back(now);
+                                return;
+                            }
                         }
                     }
                 }
@@ -66,20 +83,20 @@ impl Limiter {
 
     /// How many requests could leave right now without waiting.
     pub fn available_now(&self) -> u32 {
-        let Ok(s) = self.state.lock() else { return 0 };
+        let Ok(mut s) = self.state.lock() else {
+            return 0;
+        };
         let now = Instant::now();
         if s.paused_until.is_some_and(|p| p > now) {
             return 0;
         }
-        let backlog = s.tat.saturating_duration_since(now);
-        let allowance = self.interval * self.burst;
-        let free = allowance.saturating_sub(backlog);
-        (free.as_nanos() / self.interval.as_nanos().max(1)) as u32
+        s.prune(now);
+        self.budget.saturating_sub(s.sent.len() as u32)
     }
 
     /// Requests the budget allows per minute.
     pub fn per_minute_budget(&self) -> u32 {
-        (Duration::from_secs(60).as_nanos() / self.interval.as_nanos().max(1)) as u32
+        self.budget
     }
 
     /// Holds every request back for `d` (a 429's Retry-After applies to the whole token).
@@ -119,34 +136,52 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn spaces_requests_after_the_burst() {
-        let l = Limiter::per_minute(60); // 1/s, burst 6
+    async fn a_minutes_budget_may_leave_at_once_then_waits_for_the_window() {
+        let l = Limiter::per_minute(60);
         let start = Instant::now();
-        for _ in 0..6 {
+        for _ in 0..60 {
             l.acquire().await;
         }
-        assert_eq!(start.elapsed(), Duration::ZERO, "the burst leaves at once");
-        for _ in 0..4 {
-            l.acquire().await;
-        }
-        let e = start.elapsed();
-        assert!(
-            e >= Duration::from_secs(4) && e < Duration::from_secs(5),
-            "{e:?}"
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "the budget is per minute, not per second"
+        );
+        assert_eq!(l.available_now(), 0);
+        l.acquire().await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(60),
+            "the 61st waits for the first to leave the window"
         );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_minute_never_exceeds_budget_plus_burst() {
+    async fn no_60_second_window_ever_holds_more_than_the_budget() {
         let l = Limiter::per_minute(240);
         let start = Instant::now();
-        let mut n = 0;
-        while start.elapsed() < Duration::from_secs(60) {
+        let mut sent = Vec::new();
+        while start.elapsed() < Duration::from_secs(180) {
             l.acquire().await;
-            n += 1;
+            sent.push(Instant::now());
+            // Uneven demand: bursts and pauses.
+            if sent.len() % 100 == 0 {
+                tokio::time::sleep(Duration::from_secs(7)).await;
+            }
         }
-        assert!(n <= 240 + 24 + 1, "{n}");
-        assert!(n >= 240, "{n}");
+        for (i, &t) in sent.iter().enumerate() {
+            let in_window = sent[i..].iter().take_while(|&&u| u - t < WINDOW).count();
+            assert!(
+                in_window <= 240,
+                "{in_window} requests within 60 s of {:?}",
+                t - start
+            );
+        }
+        assert!(
+            sent.len() >= 720,
+            "the budget is used, not wasted: {}",
+            sent.len()
+        );
     }
 
     #[tokio::test(start_paused = true)]
