@@ -442,28 +442,30 @@ impl Syncer {
         if self.known_keys.is_some() {
             return Ok(());
         }
-        let existing = datatable::list_rows(&self.client, table_id, false).await?;
         let owned: HashSet<&str> = self.targets.iter().map(|t| t.key.as_str()).collect();
         let mut keys = HashSet::new();
-        self.extra_columns.clear();
-        self.held.clear();
-        for mut row in existing {
+        let mut held = HashMap::new();
+        let mut extra_columns = HashMap::new();
+        datatable::for_each_row(&self.client, table_id, false, |mut row| {
             let Some(key) = row.get("key").and_then(Value::as_str).map(str::to_owned) else {
-                continue;
+                return;
             };
             if owned.contains(key.as_str()) {
                 if let Some((counts, at)) = parse_row(&row) {
-                    self.held.insert(key.clone(), Held { counts, at });
+                    held.insert(key.clone(), Held { counts, at });
                 }
                 for (col, _) in datatable::COLUMNS {
                     row.remove(*col);
                 }
                 if !row.is_empty() {
-                    self.extra_columns.insert(key.clone(), row);
+                    extra_columns.insert(key.clone(), row);
                 }
             }
             keys.insert(key);
-        }
+        })
+        .await?;
+        self.held = held;
+        self.extra_columns = extra_columns;
         tracing::info!(
             rows = keys.len(),
             owned_fresh = self.held.len(),
@@ -510,6 +512,12 @@ impl Syncer {
                 }
                 for m in &res.missing {
                     tracing::warn!(queue = %m, "no such queue in Genesys Cloud; check [queues]");
+                }
+                if res.targets.len() >= MAX_ROWS && self.cfg.rows.heartbeat_key.is_some() {
+                    tracing::warn!(
+                        queues = res.targets.len(),
+                        "the queues fill the table's 5,000 rows, so the heartbeat row is not written (queue rows come first); select fewer queues to keep it"
+                    );
                 }
                 self.targets = res.targets;
                 self.resolved_at = Some(Instant::now());
@@ -650,6 +658,11 @@ impl Syncer {
         };
         let row = heartbeat_row(&key);
         let exists = self.known_keys.as_ref().is_some_and(|k| k.contains(&key));
+        // A table holds at most 5,000 rows: a POST into a full table only fails.
+        let rows = self.known_keys.as_ref().map_or(0, HashSet::len);
+        if !exists && rows >= MAX_ROWS {
+            return;
+        }
         match datatable::upsert_row(&self.client, table_id, &key, &row, exists).await {
             Ok(()) => {
                 if let Some(k) = self.known_keys.as_mut() {
@@ -680,20 +693,32 @@ impl Syncer {
             .iter()
             .map(|(t, c, at)| (t.key.as_str(), (*c, *at)))
             .collect();
-        let mut rows = Vec::with_capacity(self.targets.len() + 1);
+        let extra: std::collections::BTreeSet<String> = self
+            .extra_columns
+            .values()
+            .flat_map(|m| m.keys().cloned())
+            .collect();
+        let mut csv = datatable::CsvWriter::new(extra);
+        let mut keys = HashSet::with_capacity(self.targets.len() + 1);
         for t in &self.targets {
             let values = fresh
                 .get(t.key.as_str())
                 .copied()
                 .or_else(|| self.held.get(&t.key).map(|h| (h.counts, h.at)));
             if let Some((c, at)) = values {
-                rows.push(self.owned_row(&t.key, &c, at));
+                csv.push(&self.owned_row(&t.key, &c, at));
+                keys.insert(t.key.clone());
             }
         }
-        if let Some(key) = &self.cfg.rows.heartbeat_key {
-            rows.push(heartbeat_row(key));
+        // ReplaceAll into a table of at most 5,000 rows: with 5,000 queues the heartbeat
+        // row would make the whole import fail, every cycle.
+        if let Some(key) = &self.cfg.rows.heartbeat_key
+            && csv.rows() < MAX_ROWS
+        {
+            csv.push(&heartbeat_row(key));
+            keys.insert(key.clone());
         }
-        let csv = datatable::to_csv(&rows);
+        let csv = csv.finish();
         match datatable::import_replace_all(&self.client, table_id, csv).await {
             Ok(outcome) => {
                 report.imported = true;
@@ -707,14 +732,7 @@ impl Syncer {
                 for (t, c, at) in observed {
                     self.record_written(t, *c, *at);
                 }
-                if let Some(k) = self.known_keys.as_mut() {
-                    k.clear();
-                    k.extend(
-                        rows.iter().filter_map(|r| {
-                            r.get("key").and_then(Value::as_str).map(str::to_owned)
-                        }),
-                    );
-                }
+                self.known_keys = Some(keys);
                 Ok(())
             }
             Err(e) => {

@@ -345,3 +345,50 @@ async fn import_mode_needs_an_owned_table() {
     );
     let _ = json!({});
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_mode_fills_the_table_with_5000_queues_and_leaves_the_heartbeat_out() {
+    // 5,000 queue rows + the heartbeat row would be 5,001: the import must not fail.
+    let sim = spawn_sim(SimOptions {
+        rate_limit_per_minute: 0,
+        ..SimOptions::default()
+    })
+    .await;
+    for i in 0..5000 {
+        sim.add_queue(&format!("Q{i:04}"));
+    }
+    let mut cfg = config(&sim, &[], "* * * * * *");
+    cfg.selection.patterns = vec!["Q*".into()];
+    cfg.write_mode = WriteMode::Import;
+    cfg.table_owned = true;
+    cfg.requests_per_minute = 100_000;
+    let mut s = syncer(cfg);
+    let r = s.run_cycle(false).await;
+    assert!(r.imported && r.outcome() == "ok", "{:?}", r.error);
+    let rows = rows(&sim);
+    assert_eq!(rows.len(), 5000);
+    assert!(!rows.contains_key("_heartbeat"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_mode_keeps_the_extra_columns_of_owned_rows() {
+    let sim = genesys_queue_sync::sim::Sim::start(SimOptions::default())
+        .await
+        .unwrap();
+    let mut columns = COLUMNS.to_vec();
+    columns.push(("Note", genesys_queue_sync::sim::FieldType::String));
+    sim.create_table(TABLE, &columns);
+    add_busy_queue(&sim, "A");
+    sim.put_row(
+        &table_id(&sim),
+        json!({"key": "A", "Note": "VIP line, do not close"}),
+    );
+    let mut cfg = config(&sim, &["A"], "* * * * * *");
+    cfg.write_mode = WriteMode::Import;
+    cfg.table_owned = true;
+    let r = syncer(cfg).run_cycle(false).await;
+    assert!(r.imported && r.outcome() == "ok", "{r:?}");
+    let row = &rows(&sim)["A"];
+    assert_eq!(row["Note"], "VIP line, do not close", "{row:?}");
+    assert_eq!(int(row, "OnQueue"), 5);
+}

@@ -256,6 +256,18 @@ pub async fn list_rows(
     brief: bool,
 ) -> Result<Vec<Map<String, Value>>, ApiError> {
     let mut out = Vec::new();
+    for_each_row(client, table_id, brief, |row| out.push(row)).await?;
+    Ok(out)
+}
+
+/// Hands every row to `f`, page by page, so a 5,000-row table is never held as JSON
+/// objects all at once.
+pub async fn for_each_row(
+    client: &Client,
+    table_id: &str,
+    brief: bool,
+    mut f: impl FnMut(Map<String, Value>),
+) -> Result<(), ApiError> {
     let mut page = 1;
     loop {
         let req = Request::get(
@@ -271,9 +283,9 @@ pub async fn list_rows(
             message,
         })?;
         let got = listing.rows.len();
-        out.extend(listing.rows);
+        listing.rows.into_iter().for_each(&mut f);
         if !super::has_next_page(page, listing.page_count, got, ROWS_PAGE_SIZE, MAX_PAGES) {
-            return Ok(out);
+            return Ok(());
         }
         page += 1;
     }
@@ -546,25 +558,64 @@ pub async fn import_replace_all(
     }
 }
 
-/// A CSV file of rows (header = the daemon's columns), quoted as RFC 4180 wants.
-pub fn to_csv(rows: &[Map<String, Value>]) -> String {
-    let mut out = String::new();
-    let header: Vec<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
-    out.push_str(&header.join(","));
-    out.push_str("\r\n");
-    for row in rows {
-        let cells: Vec<String> = header
+/// A CSV file of rows, written one row at a time so a 5,000-row import never holds all
+/// rows as JSON objects at once. The header is the daemon's columns followed by `extra`
+/// (columns of owned rows the daemon does not write, kept across a ReplaceAll).
+pub struct CsvWriter {
+    header: Vec<String>,
+    out: String,
+    rows: usize,
+}
+
+impl CsvWriter {
+    pub fn new(extra: impl IntoIterator<Item = String>) -> Self {
+        let mut header: Vec<String> = COLUMNS.iter().map(|(c, _)| (*c).to_owned()).collect();
+        for e in extra {
+            if !header.contains(&e) {
+                header.push(e);
+            }
+        }
+        let cells: Vec<String> = header.iter().map(|h| csv_quote(h)).collect();
+        let mut out = cells.join(",");
+        out.push_str("\r\n");
+        Self {
+            header,
+            out,
+            rows: 0,
+        }
+    }
+
+    pub fn push(&mut self, row: &Map<String, Value>) {
+        let cells: Vec<String> = self
+            .header
             .iter()
-            .map(|c| match row.get(*c) {
+            .map(|c| match row.get(c) {
                 None | Some(Value::Null) => String::new(),
                 Some(Value::String(s)) => csv_quote(s),
                 Some(other) => csv_quote(&other.to_string()),
             })
             .collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
+        self.out.push_str(&cells.join(","));
+        self.out.push_str("\r\n");
+        self.rows += 1;
     }
-    out
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+/// A CSV file of rows with the daemon's columns.
+pub fn to_csv(rows: &[Map<String, Value>]) -> String {
+    let mut w = CsvWriter::new([]);
+    for r in rows {
+        w.push(r);
+    }
+    w.finish()
 }
 
 fn csv_quote(s: &str) -> String {
