@@ -13,7 +13,6 @@ mod support;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use genesys_queue_sync::commands::{self, RunOptions};
 use genesys_queue_sync::config::Config;
 use genesys_queue_sync::cycle::{CycleReport, Syncer};
 use genesys_queue_sync::genesys::{Client, RetryPolicy, queues};
@@ -576,85 +575,16 @@ async fn invalid_credentials_fail_once_and_check_clearly() {
 
 /// A daemon running in-process with its health listener; `script(n, report)` runs at the
 /// end of cycle n (1-based), inside the cycle, so it can change the org between cycles.
-struct Daemon {
-    base: String,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<Exit>>,
-    reports: Arc<Mutex<Vec<CycleReport>>>,
-}
-
-type Script = Box<dyn Fn(usize, &CycleReport) + Send + Sync>;
-
-impl Daemon {
-    async fn start(cfg: Config, script: Script) -> Daemon {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let reports = Arc::new(Mutex::new(Vec::new()));
-        let r = reports.clone();
-        let mut opts = RunOptions::new(shutdown.clone());
-        opts.listener = Some(listener);
-        opts.retry = fast_retry();
-        opts.on_cycle = Some(Arc::new(move |rep: &CycleReport| {
-            let n = {
-                let mut v = r.lock().unwrap();
-                v.push(rep.clone());
-                v.len()
-            };
-            script(n, rep);
-        }));
-        let task = tokio::spawn(commands::run(cfg, opts));
-        Daemon {
-            base,
-            shutdown,
-            task,
-            reports,
-        }
-    }
-
-    fn cycles(&self) -> usize {
-        self.reports.lock().unwrap().len()
-    }
-
-    fn reports(&self) -> Vec<CycleReport> {
-        self.reports.lock().unwrap().clone()
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let resp = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap()
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
-    }
-
-    async fn wait_cycles(&self, n: usize, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while self.cycles() < n {
-            assert!(
-                Instant::now() < deadline,
-                "only {} cycles in {secs} s",
-                self.cycles()
-            );
-            assert!(!self.task.is_finished(), "the daemon stopped");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(self) -> Exit {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(15), self.task)
-            .await
-            .expect("stops")
-            .unwrap()
-            .unwrap()
+async fn wait_cycles(d: &Daemon, n: usize, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while d.cycles() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} cycles in {secs} s",
+            d.cycles()
+        );
+        assert!(!d.task.is_finished(), "the daemon stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -663,16 +593,16 @@ async fn run_keeps_running_not_ready_and_retries_a_refused_login_slowly() {
     let names = ["Sierra"];
     let (sim, ids) = org(SimOptions::default(), &names).await;
     sim.set_credentials("sim-client-id", "rotated-secret");
-    let d = Daemon::start(cfg(&sim, &names), Box::new(|_, _| {})).await;
+    let d = Daemon::start_with(cfg(&sim, &names), Box::new(|_, _| {})).await;
     let t0 = Instant::now();
-    d.wait_cycles(4, 10).await;
+    wait_cycles(&d, 4, 10).await;
     tokio::time::sleep(Duration::from_secs(5).saturating_sub(t0.elapsed())).await;
 
     // A cycle a second for 5 s, yet only the backoff's logins (t = 0, 1, 3 s).
     let logins = token_requests(&sim.requests());
     assert!((2..=4).contains(&logins), "{logins} logins in 5 s");
     assert!(!d.task.is_finished(), "run keeps going");
-    let (code, body) = d.get("/readyz").await;
+    let (code, _, body) = d.get("/readyz").await;
     assert_eq!(code, 503);
     assert!(body.contains("not logged in"), "{body}");
     for r in d.reports() {
@@ -696,9 +626,9 @@ async fn login_service_down_at_startup_is_retried_with_backoff_not_in_a_loop() {
     let names = ["Tango"];
     let (sim, ids) = org(SimOptions::default(), &names).await;
     inject(&sim, Match::Login, status(503), u32::MAX);
-    let d = Daemon::start(cfg(&sim, &names), Box::new(|_, _| {})).await;
-    d.wait_cycles(3, 10).await;
-    let (code, body) = d.get("/readyz").await;
+    let d = Daemon::start_with(cfg(&sim, &names), Box::new(|_, _| {})).await;
+    wait_cycles(&d, 3, 10).await;
+    let (code, _, body) = d.get("/readyz").await;
     assert_eq!(code, 503, "{body}");
     let e = d.reports()[0].error.clone().unwrap();
     assert!(e.contains("login service unavailable"), "{e}");
@@ -910,8 +840,8 @@ async fn a_long_outage_fails_cycles_on_schedule_and_ends_without_a_retry_storm()
             _ => {}
         }
     });
-    let d = Daemon::start(cfg(&sim, &names), script).await;
-    d.wait_cycles(6, 20).await;
+    let d = Daemon::start_with(cfg(&sim, &names), script).await;
+    wait_cycles(&d, 6, 20).await;
     let reports = d.reports();
     assert_eq!(d.stop().await, Exit::Shutdown);
     let marks = marks.lock().unwrap().clone();

@@ -6,74 +6,21 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use genesys_queue_sync::commands::{self, RunOptions};
-use genesys_queue_sync::config::Config;
-use genesys_queue_sync::cycle::CycleReport;
 use genesys_queue_sync::schedule::Exit;
 use genesys_queue_sync::sim::{Fault, FaultAction, Match, Sim, SimOptions};
 use serde_json::Value;
 use support::*;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// A daemon running in-process with its health listener on an ephemeral loopback port.
-struct Daemon {
-    base: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    task: JoinHandle<anyhow::Result<Exit>>,
-    reports: Arc<Mutex<Vec<CycleReport>>>,
+/// Health-endpoint helpers on the shared in-process daemon.
+trait HealthChecks {
+    async fn ready(&self) -> (u16, Value);
+    async fn assert_live(&self);
 }
 
-impl Daemon {
-    async fn start(cfg: Config) -> Daemon {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let reports = Arc::new(Mutex::new(Vec::new()));
-        let r = reports.clone();
-        let mut opts = RunOptions::new(shutdown.clone());
-        opts.listener = Some(listener);
-        opts.retry = fast_retry();
-        opts.on_cycle = Some(Arc::new(move |rep: &CycleReport| {
-            r.lock().unwrap().push(rep.clone());
-        }));
-        let task = tokio::spawn(commands::run(cfg, opts));
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        Daemon {
-            base,
-            http,
-            shutdown,
-            task,
-            reports,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, Option<String>, String) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let status = resp.status().as_u16();
-        let ctype = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        (status, ctype, resp.text().await.unwrap())
-    }
-
+impl HealthChecks for Daemon {
     /// `/readyz` as (status, parsed JSON body).
     async fn ready(&self) -> (u16, Value) {
         let (status, ctype, body) = self.get("/readyz").await;
@@ -87,19 +34,6 @@ impl Daemon {
     async fn assert_live(&self) {
         let (status, _, body) = self.get("/healthz").await;
         assert_eq!(status, 200, "/healthz while cycles run: {body}");
-    }
-
-    fn cycles(&self) -> usize {
-        self.reports.lock().unwrap().len()
-    }
-
-    async fn stop(self) -> Exit {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(15), self.task)
-            .await
-            .expect("daemon stops within 15 s")
-            .expect("daemon task did not panic")
-            .expect("daemon ran")
     }
 }
 

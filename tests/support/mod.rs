@@ -192,3 +192,89 @@ pub fn row_writes(reqs: &[LoggedRequest]) -> usize {
         .filter(|r| (r.method == "POST" || r.method == "PUT") && r.path.contains("/rows"))
         .count()
 }
+
+/// Extra work after each cycle, given the cycle's number (from 1) and its report.
+pub type Script = Box<dyn Fn(usize, &CycleReport) + Send + Sync>;
+
+/// The daemon running in-process with its health listener on 127.0.0.1:0.
+pub struct Daemon {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<Exit>>,
+    pub reports: Arc<std::sync::Mutex<Vec<CycleReport>>>,
+}
+
+impl Daemon {
+    pub async fn start(cfg: Config) -> Daemon {
+        Self::start_with(cfg, Box::new(|_, _| {})).await
+    }
+
+    pub async fn start_with(cfg: Config, script: Script) -> Daemon {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let r = reports.clone();
+        let mut opts = RunOptions::new(shutdown.clone());
+        opts.listener = Some(listener);
+        opts.retry = fast_retry();
+        opts.on_cycle = Some(Arc::new(move |rep: &CycleReport| {
+            let n = {
+                let mut v = r.lock().unwrap();
+                v.push(rep.clone());
+                v.len()
+            };
+            script(n, rep);
+        }));
+        let task = tokio::spawn(commands::run(cfg, opts));
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        Daemon {
+            base,
+            http,
+            shutdown,
+            task,
+            reports,
+        }
+    }
+
+    /// GET on the health listener: (status, content type, body).
+    pub async fn get(&self, path: &str) -> (u16, Option<String>, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (status, ctype, resp.text().await.unwrap())
+    }
+
+    pub fn cycles(&self) -> usize {
+        self.reports.lock().unwrap().len()
+    }
+
+    pub fn reports(&self) -> Vec<CycleReport> {
+        self.reports.lock().unwrap().clone()
+    }
+
+    pub async fn stop(self) -> Exit {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("daemon stops within 15 s")
+            .expect("daemon task did not panic")
+            .expect("daemon ran")
+    }
+}
