@@ -41,9 +41,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use genesys_queue_sync::genesys::encode_segment;
 use genesys_queue_sync::genesys::observations::{parse_response, query_body};
-use genesys_queue_sync::sim::{
-    FieldType, LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence,
-};
+use genesys_queue_sync::sim::{LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -62,15 +60,6 @@ const AGENTS: usize = 40;
 /// Extra environment for the daemon (`--daemon-env KEY=VALUE`, for experiments such as
 /// `MALLOC_ARENA_MAX=2`).
 static DAEMON_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
-
-const COLUMNS: &[(&str, FieldType)] = &[
-    ("Online", FieldType::Integer),
-    ("OnQueue", FieldType::Integer),
-    ("Idle", FieldType::Integer),
-    ("Interacting", FieldType::Integer),
-    ("Waiting", FieldType::Integer),
-    ("UpdatedAt", FieldType::String),
-];
 
 /// Endpoints as (label, column header), in table order.
 const ENDPOINTS: &[&str] = &[
@@ -246,7 +235,7 @@ impl Org {
         })
         .await
         .expect("simulator starts");
-        let table_id = sim.create_table(TABLE, COLUMNS);
+        let table_id = sim.create_table(TABLE, &genesys_queue_sync::demo::table_fields());
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let names: Vec<String> = (0..n).map(|i| format!("Bench {:05}", i + 1)).collect();
         let ids: Vec<String> = names.iter().map(|name| sim.add_queue(name)).collect();

@@ -50,21 +50,26 @@ pub async fn seeded_sim(churn: Option<Duration>) -> anyhow::Result<(Sim, Vec<Str
         sim.set_waiting(&id, "voice", i as u32 + 1);
         names.push((*name).to_owned());
     }
-    let fields: Vec<(&str, FieldType)> = COLUMNS
+    sim.create_table(TABLE, &table_fields());
+    Ok((sim, names))
+}
+
+/// The daemon's columns (after `key`) as simulator field types, for creating its table.
+pub fn table_fields() -> Vec<(&'static str, FieldType)> {
+    use crate::genesys::datatable::ColumnType;
+    COLUMNS
         .iter()
         .skip(1)
         .map(|&(c, t)| {
             let ft = match t {
-                crate::genesys::datatable::ColumnType::String => FieldType::String,
-                crate::genesys::datatable::ColumnType::Integer => FieldType::Integer,
-                crate::genesys::datatable::ColumnType::Number => FieldType::Number,
-                crate::genesys::datatable::ColumnType::Boolean => FieldType::Boolean,
+                ColumnType::String => FieldType::String,
+                ColumnType::Integer => FieldType::Integer,
+                ColumnType::Number => FieldType::Number,
+                ColumnType::Boolean => FieldType::Boolean,
             };
             (c, ft)
         })
-        .collect();
-    sim.create_table(TABLE, &fields);
-    Ok((sim, names))
+        .collect()
 }
 
 /// A config for the daemon pointing at `sim`.
