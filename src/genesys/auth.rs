@@ -193,11 +193,6 @@ impl TokenSource {
         }
     }
 
-    /// Whether a token is currently held.
-    pub async fn has_token(&self) -> bool {
-        self.state.lock().await.token.is_some()
-    }
-
     async fn login(&self) -> Result<(SecretString, Duration), AuthError> {
         let resp = self
             .http

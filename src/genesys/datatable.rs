@@ -1,7 +1,7 @@
 //! Architect data tables (`/api/v2/flows/datatables`): finding the table, checking its
 //! schema, and writing rows.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use reqwest::Method;
@@ -217,17 +217,6 @@ pub async fn get(client: &Client, id: &str) -> Result<Option<Table>, ApiError> {
         Err(e) if e.status() == Some(404) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// Every row key in the table.
-pub async fn list_keys(client: &Client, table_id: &str) -> Result<HashSet<String>, ApiError> {
-    let mut keys = HashSet::new();
-    for row in list_rows(client, table_id, true).await? {
-        if let Some(k) = row.get("key").and_then(Value::as_str) {
-            keys.insert(k.to_owned());
-        }
-    }
-    Ok(keys)
 }
 
 /// One page of a row listing.
@@ -609,15 +598,6 @@ impl CsvWriter {
     }
 }
 
-/// A CSV file of rows with the daemon's columns.
-pub fn to_csv(rows: &[Map<String, Value>]) -> String {
-    let mut w = CsvWriter::new([]);
-    for r in rows {
-        w.push(r);
-    }
-    w.finish()
-}
-
 fn csv_quote(s: &str) -> String {
     if s.contains([',', '"', '\r', '\n']) || s.starts_with(' ') || s.ends_with(' ') {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -668,7 +648,9 @@ mod tests {
         row.insert("key".into(), json!("Sales, \"EU\""));
         row.insert("Online".into(), json!(3));
         row.insert("UpdatedAt".into(), json!("2026-11-29T04:05:06Z"));
-        let csv = to_csv(&[row]);
+        let mut w = CsvWriter::new([]);
+        w.push(&row);
+        let csv = w.finish();
         assert_eq!(
             csv,
             "key,Online,OnQueue,Idle,Interacting,Waiting,UpdatedAt\r\n\"Sales, \"\"EU\"\"\",3,,,,,2026-11-29T04:05:06Z\r\n"

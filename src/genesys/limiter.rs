@@ -94,11 +94,6 @@ impl Limiter {
         self.budget.saturating_sub(s.sent.len() as u32)
     }
 
-    /// Requests the budget allows per minute.
-    pub fn per_minute_budget(&self) -> u32 {
-        self.budget
-    }
-
     /// Holds every request back for `d` (a 429's Retry-After applies to the whole token).
     pub fn pause_for(&self, d: Duration) {
         if let Ok(mut s) = self.state.lock() {
