@@ -483,10 +483,7 @@ pub async fn check(path: &Path) -> u8 {
             &format!("{e}; fix: the OAuth client's role needs routing:queue:view"),
         ),
     }
-    let table = match &cfg.table {
-        TableRef::Name(n) => datatable::find_by_name(&client, n).await,
-        TableRef::Id(id) => datatable::get(&client, id).await,
-    };
+    let table = datatable::find(&client, &cfg.table).await;
     match table {
         Ok(Some(t)) => {
             line(
@@ -532,10 +529,7 @@ async fn table_create(cfg: Config) -> u8 {
             return exit::FAILURE;
         }
     };
-    let existing = match &cfg.table {
-        TableRef::Name(n) => datatable::find_by_name(&client, n).await,
-        TableRef::Id(id) => datatable::get(&client, id).await,
-    };
+    let existing = datatable::find(&client, &cfg.table).await;
     let result = match (existing, &cfg.table) {
         (Err(e), _) => Err(e.to_string()),
         (Ok(None), TableRef::Id(id)) => Err(format!(

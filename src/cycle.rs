@@ -415,10 +415,7 @@ impl Syncer {
             return Ok(t.id.clone());
         }
         self.health.set_table_ok(false);
-        let found = match &self.cfg.table {
-            TableRef::Name(n) => datatable::find_by_name(&self.client, n).await?,
-            TableRef::Id(id) => datatable::get(&self.client, id).await?,
-        };
+        let found = datatable::find(&self.client, &self.cfg.table).await?;
         let table = found.ok_or_else(|| CycleError::TableMissing(self.cfg.table.clone()))?;
         let problems = datatable::check_schema(&table);
         if !problems.is_empty() {

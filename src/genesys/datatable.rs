@@ -205,6 +205,17 @@ pub async fn find_by_name(client: &Client, name: &str) -> Result<Option<Table>, 
     }
 }
 
+/// The configured table, by name or by id; None if it does not exist.
+pub async fn find(
+    client: &Client,
+    table: &crate::config::TableRef,
+) -> Result<Option<Table>, ApiError> {
+    match table {
+        crate::config::TableRef::Name(n) => find_by_name(client, n).await,
+        crate::config::TableRef::Id(id) => get(client, id).await,
+    }
+}
+
 /// The table with `id`, or None if it does not exist.
 pub async fn get(client: &Client, id: &str) -> Result<Option<Table>, ApiError> {
     let req = Request::get(
