@@ -18,7 +18,6 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cycle::CycleReport;
 use crate::metrics::Metrics;
 
 /// Shared health state; clone freely.
@@ -109,22 +108,16 @@ impl Health {
         });
     }
 
-    pub fn cycle_finished(&self, r: &CycleReport) {
-        if r.dry_run {
-            return;
-        }
-        let summary = r.summary();
+    /// A (not dry-run) cycle ended with `fresh` queues whose row holds their current
+    /// values (rows skipped because their values did not change count as fresh; 0 when
+    /// the cycle failed), summed up by `summary`.
+    pub fn cycle_finished(&self, fresh: usize, summary: &str) {
         self.with(|i| {
-            // Rows skipped because their values did not change are fresh too, unless the
-            // cycle found the table gone.
-            i.last_ok_queues = if r.error.is_some() || !i.table_ok {
-                0
-            } else {
-                r.fresh()
-            };
-            i.last_summary = summary.clone();
+            // Nothing is fresh in a table the cycle found gone.
+            i.last_ok_queues = if i.table_ok { fresh } else { 0 };
+            i.last_summary = summary.to_owned();
         });
-        notify(&[sd_notify::NotifyState::Status(&summary)]);
+        notify(&[sd_notify::NotifyState::Status(summary)]);
     }
 
     /// How long the schedule has been stalled, if it is: no cycle started and no tick
@@ -310,27 +303,22 @@ mod tests {
         h.set_logged_in(true);
         h.set_table_ok(true);
         assert!(matches!(h.readiness(), Readiness::NotReady(_)));
-        let r = CycleReport {
-            written: 2,
-            ..CycleReport::default()
-        };
-        h.cycle_finished(&r);
+        h.cycle_finished(2, "2 written");
         assert_eq!(h.readiness(), Readiness::Ready);
-        // Unchanged rows that were skipped are fresh: still ready.
-        let unchanged = CycleReport {
-            skipped: 2,
-            ..CycleReport::default()
-        };
-        h.cycle_finished(&unchanged);
+        // A failed cycle keeps no row fresh.
+        h.cycle_finished(0, "cycle failed");
+        assert!(matches!(h.readiness(), Readiness::NotReady(r) if r.contains("fresh")));
+        // Unchanged rows that were skipped are fresh: still ready (the caller counts them).
+        h.cycle_finished(2, "2 unchanged");
         assert_eq!(h.readiness(), Readiness::Ready);
         // The table is lost: not ready, and finding a table again is not enough until a
         // cycle has written into it.
         h.set_table_ok(false);
-        h.cycle_finished(&unchanged);
+        h.cycle_finished(2, "2 unchanged");
         assert!(matches!(h.readiness(), Readiness::NotReady(r) if r.contains("table")));
         h.set_table_ok(true);
         assert!(matches!(h.readiness(), Readiness::NotReady(r) if r.contains("fresh")));
-        h.cycle_finished(&r);
+        h.cycle_finished(2, "2 written");
         assert_eq!(h.readiness(), Readiness::Ready);
     }
 }

@@ -5,11 +5,12 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod cycle;
+pub mod daemon;
 pub mod demo;
 pub mod genesys;
 pub mod health;
 pub mod metrics;
 pub mod schedule;
 pub mod sim;
+pub mod sync;
 pub mod telemetry;

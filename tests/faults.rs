@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use genesys_queue_sync::config::Config;
-use genesys_queue_sync::cycle::{CycleReport, Syncer};
 use genesys_queue_sync::genesys::{Client, RetryPolicy, queues};
 use genesys_queue_sync::health::Health;
 use genesys_queue_sync::metrics::Metrics;
 use genesys_queue_sync::schedule::Exit;
 use genesys_queue_sync::sim::{Fault, FaultAction, LoggedRequest, Match, Sim, SimOptions};
+use genesys_queue_sync::sync::{CycleReport, Syncer};
 use serde_json::{Value, json};
 use support::*;
 use tokio::time::Instant;

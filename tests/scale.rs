@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genesys_queue_sync::config::{OnVanish, WriteMode};
-use genesys_queue_sync::cycle::{self, Syncer};
 use genesys_queue_sync::genesys::Client;
 use genesys_queue_sync::health::Health;
 use genesys_queue_sync::metrics::Metrics;
 use genesys_queue_sync::sim::{Fault, FaultAction, Match, SimOptions};
+use genesys_queue_sync::sync::{self, Syncer};
 use serde_json::json;
 use support::*;
 use tokio_util::sync::CancellationToken;
@@ -248,7 +248,7 @@ async fn patterns_and_divisions_select_queues_and_vanished_rows_follow_on_vanish
     let other = sim.add_queue("Support Other");
     let mut cfg = config(&sim, &[], "* * * * * *");
     cfg.selection.patterns = vec!["sales *".into(), "*Support".into()];
-    let res = cycle::resolve(
+    let res = sync::resolve(
         &Client::new(&cfg, Metrics::new(), CancellationToken::new()).unwrap(),
         &cfg,
     )
@@ -260,7 +260,7 @@ async fn patterns_and_divisions_select_queues_and_vanished_rows_follow_on_vanish
 
     cfg.selection.patterns.clear();
     cfg.selection.divisions = vec!["operations".into()];
-    let res = cycle::resolve(
+    let res = sync::resolve(
         &Client::new(&cfg, Metrics::new(), CancellationToken::new()).unwrap(),
         &cfg,
     )

@@ -47,6 +47,9 @@ pub const COLUMNS: &[(&str, ColumnType)] = &[
     ("UpdatedAt", ColumnType::String),
 ];
 
+/// A data table holds at most this many rows (Customer Care can raise it).
+pub const MAX_ROWS: usize = 5000;
+
 /// A data table as the API describes it.
 #[derive(Debug, Clone)]
 pub struct Table {

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use genesys_queue_sync::commands::{self, RunOptions};
 use genesys_queue_sync::config::Config;
-use genesys_queue_sync::cycle::CycleReport;
 use genesys_queue_sync::demo;
 use genesys_queue_sync::genesys::RetryPolicy;
 use genesys_queue_sync::schedule::Exit;
 use genesys_queue_sync::sim::{
     FieldType, LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence,
 };
+use genesys_queue_sync::sync::CycleReport;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 

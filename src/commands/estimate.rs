@@ -1,0 +1,111 @@
+//! What a selection costs in requests per minute, for `check` and `queues`.
+
+use crate::config::{Config, WriteMode};
+use crate::genesys::observations::MAX_QUEUES_PER_QUERY;
+
+/// Expected requests per minute for a selection of `n` queues under the current settings.
+pub struct Estimate {
+    pub queues: usize,
+    pub budget: u32,
+    pub cycles_per_minute: f64,
+    pub reads_per_cycle: f64,
+    pub heartbeat_per_cycle: f64,
+    /// Upper bound of refresh writes per cycle (every unchanged row once per refresh_after).
+    pub refresh_per_cycle: f64,
+    pub mode: WriteMode,
+    pub owned: bool,
+    pub refresh_after: std::time::Duration,
+}
+
+impl Estimate {
+    pub fn new(cfg: &Config, n: usize) -> Self {
+        let period = cfg.schedule.period.as_secs_f64().max(1.0);
+        Self {
+            queues: n,
+            budget: cfg.requests_per_minute,
+            cycles_per_minute: 60.0 / period,
+            reads_per_cycle: n.div_ceil(MAX_QUEUES_PER_QUERY) as f64,
+            heartbeat_per_cycle: if cfg.rows.heartbeat_key.is_some() {
+                1.0
+            } else {
+                0.0
+            },
+            refresh_per_cycle: n as f64 * (period / cfg.rows.refresh_after.as_secs_f64()).min(1.0),
+            mode: cfg.write_mode,
+            owned: cfg.table_owned,
+            refresh_after: cfg.rows.refresh_after,
+        }
+    }
+
+    /// Requests per minute in rows mode when `fraction` of the queues change every cycle.
+    pub fn rows_per_minute(&self, fraction: f64) -> f64 {
+        let writes = fraction * self.queues as f64
+            + self
+                .refresh_per_cycle
+                .min((1.0 - fraction) * self.queues as f64);
+        (self.reads_per_cycle + self.heartbeat_per_cycle + writes) * self.cycles_per_minute
+    }
+
+    /// Requests per minute in import mode: reads plus create, upload and about two polls.
+    pub fn import_per_minute(&self) -> f64 {
+        (self.reads_per_cycle + 4.0) * self.cycles_per_minute
+    }
+
+    /// Whether the settings fit the budget (rows mode assumes 10% of queues change per cycle).
+    pub fn verdict(&self) -> (bool, String) {
+        let budget = f64::from(self.budget);
+        if self.mode == WriteMode::Import {
+            let need = self.import_per_minute();
+            return (
+                need <= budget,
+                format!(
+                    "import mode: about {need:.0} requests/minute for {} queues (budget {budget:.0})",
+                    self.queues
+                ),
+            );
+        }
+        let need = self.rows_per_minute(0.1);
+        if need <= budget {
+            return (
+                true,
+                format!(
+                    "about {need:.0} requests/minute for {} queues with 10% changing per cycle (budget {budget:.0})",
+                    self.queues
+                ),
+            );
+        }
+        if self.mode == WriteMode::Auto && self.owned {
+            return (
+                true,
+                format!(
+                    "rows would need about {need:.0} requests/minute (budget {budget:.0}); auto mode switches to import (about {:.0}/minute)",
+                    self.import_per_minute()
+                ),
+            );
+        }
+        let per_cycle_budget = budget / self.cycles_per_minute;
+        let avail = per_cycle_budget
+            - self.reads_per_cycle
+            - self.heartbeat_per_cycle
+            - 0.1 * self.queues as f64;
+        let refresh_hint = if avail > 0.0 {
+            let period_s = 60.0 / self.cycles_per_minute;
+            let minutes = (self.queues as f64 * period_s / avail / 60.0).ceil();
+            format!(
+                "or rows.refresh_after of at least {minutes}m (now {})",
+                humantime::format_duration(self.refresh_after)
+            )
+        } else {
+            "since even the changed rows alone exceed the budget, a longer refresh_after cannot help".to_owned()
+        };
+        (
+            false,
+            format!(
+                "rows mode needs about {need:.0} requests/minute for {} queues with 10% changing per cycle, over the budget of {budget:.0}; \
+                 fix: write_mode = \"import\" with table.owned = true (about {:.0}/minute), {refresh_hint}",
+                self.queues,
+                self.import_per_minute(),
+            ),
+        )
+    }
+}

@@ -1,0 +1,107 @@
+//! The commands (one file each) and dispatch with exit codes.
+
+mod check;
+mod estimate;
+mod once;
+mod queues;
+mod table;
+
+use std::path::Path;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, TableCommand};
+use crate::config::{self, Config, ConfigError, ProcessEnv};
+use crate::schedule::Exit;
+
+pub use crate::daemon::{CycleHook, RunOptions, run};
+pub use check::check;
+pub use estimate::Estimate;
+pub use once::{once, render_report};
+pub use queues::command as queues_command;
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const CONFIG: u8 = 2;
+    pub const STALLED: u8 = 3;
+}
+
+pub async fn dispatch(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Run(c) => {
+            with_config(&c.config, |cfg| async move {
+                match run(cfg, RunOptions::new(shutdown_on_signals())).await {
+                    Ok(Exit::Shutdown) => exit::OK,
+                    Ok(Exit::Stalled(_)) => exit::STALLED,
+                    Err(e) => {
+                        tracing::error!("{e:#}");
+                        exit::FAILURE
+                    }
+                }
+            })
+            .await
+        }
+        Command::Once { config, dry_run } => {
+            with_config(&config.config, |cfg| async move {
+                once::once(cfg, dry_run, shutdown_on_signals()).await
+            })
+            .await
+        }
+        Command::Check(c) => check::check(&c.config).await,
+        Command::Queues(c) => with_config(&c.config, queues::command).await,
+        Command::Demo { cycles, every } => {
+            match crate::demo::run(cycles, every, shutdown_on_signals()).await {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    eprintln!("demo failed: {e:#}");
+                    exit::FAILURE
+                }
+            }
+        }
+        Command::Table(TableCommand::Schema { config: _ }) => table::schema(),
+        Command::Table(TableCommand::Create(c)) => with_config(&c.config, table::create).await,
+    }
+}
+
+async fn with_config<F, Fut>(path: &Path, f: F) -> u8
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = u8>,
+{
+    match config::load(path, &ProcessEnv) {
+        Ok(cfg) => f(cfg).await,
+        Err(e) => {
+            report_config_error(path, &e);
+            exit::CONFIG
+        }
+    }
+}
+
+fn report_config_error(path: &Path, e: &ConfigError) {
+    eprintln!("error in {}: {e}", path.display());
+}
+
+/// Cancels the returned token on SIGTERM or SIGINT.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        tracing::info!("stop signal received");
+        t.cancel();
+    });
+    token
+}

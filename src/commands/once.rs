@@ -1,0 +1,87 @@
+//! `once`: one cycle, printed as a table.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::exit;
+use crate::config::Config;
+use crate::genesys::Client;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::sync::{CycleReport, Syncer};
+
+/// One cycle, printed as a table. Exit 0 only when every queue was observed (and written).
+pub async fn once(cfg: Config, dry_run: bool, shutdown: CancellationToken) -> u8 {
+    let cfg = Arc::new(cfg);
+    let metrics = Metrics::new();
+    let health = Health::new(cfg.schedule.period, metrics.clone());
+    let client = match Client::new(&cfg, metrics, shutdown) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::FAILURE;
+        }
+    };
+    let mut syncer = Syncer::new(client, cfg, health);
+    let report = syncer.run_cycle(dry_run).await;
+    print!("{}", render_report(&report));
+    if report.outcome() == "ok" {
+        exit::OK
+    } else {
+        exit::FAILURE
+    }
+}
+
+/// The human table `once` prints.
+pub fn render_report(r: &CycleReport) -> String {
+    let mut out = String::new();
+    let width = r
+        .observed
+        .iter()
+        .map(|(t, _)| t.key.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>6} {:>7} {:>5} {:>11} {:>7}  UpdatedAt",
+        "queue", "Online", "OnQueue", "Idle", "Interacting", "Waiting"
+    );
+    let at = r
+        .started
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    for (t, c) in &r.observed {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>6} {:>7} {:>5} {:>11} {:>7}  {at}",
+            t.key, c.online, c.on_queue, c.idle, c.interacting, c.waiting
+        );
+    }
+    for (q, why) in &r.failed {
+        let _ = writeln!(out, "✗ {q}: {why}");
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "✗ {e}");
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        if r.dry_run {
+            format!("dry run: {} queues read, nothing written", r.observed.len())
+        } else {
+            format!(
+                "{} rows written{}, {} unchanged, {} deferred to the next cycle (budget), {} failed, {} ms",
+                r.written,
+                if r.imported { " by one import job" } else { "" },
+                r.skipped,
+                r.deferred,
+                r.failed.len(),
+                r.duration.as_millis()
+            )
+        }
+    );
+    out
+}

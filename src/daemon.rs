@@ -1,0 +1,220 @@
+//! The daemon's run loop: the health listener, then a cycle now and on every cron tick
+//! until shutdown, each cycle's report turned into log lines.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::genesys::{Client, RetryPolicy};
+use crate::health::{self, Health};
+use crate::metrics::Metrics;
+use crate::schedule::{self, Exit, Grace};
+use crate::sync::{CycleReport, Syncer};
+
+/// Called after every cycle (the demo draws the table from it).
+pub type CycleHook = Arc<dyn Fn(&CycleReport) + Send + Sync>;
+
+/// The outside world `run` needs, passed in so tests and the demo can supply their own.
+pub struct RunOptions {
+    pub shutdown: CancellationToken,
+    /// A bound health listener; when None, `cfg.http_listen` is bound.
+    pub listener: Option<TcpListener>,
+    pub retry: RetryPolicy,
+    pub on_cycle: Option<CycleHook>,
+    pub grace: Grace,
+}
+
+impl RunOptions {
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Self {
+            shutdown,
+            listener: None,
+            retry: RetryPolicy::default(),
+            on_cycle: None,
+            grace: Grace::default(),
+        }
+    }
+}
+
+/// The daemon: health listener, then a cycle now and on every cron tick until shutdown.
+pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
+    let cfg = Arc::new(cfg);
+    let metrics = Metrics::new();
+    let health = Health::new(cfg.schedule.period, metrics.clone());
+    let stop_aux = CancellationToken::new();
+
+    let listener = match (opts.listener, cfg.http_listen) {
+        (Some(l), _) => Some(l),
+        (None, Some(addr)) => Some(
+            health::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (http.listen): {e}"))?,
+        ),
+        (None, None) => None,
+    };
+    if let Some(l) = listener {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(%addr, "health and metrics listening (/healthz, /readyz, /metrics)");
+        }
+        let (h, s) = (health.clone(), stop_aux.clone());
+        tokio::spawn(async move {
+            if let Err(e) = health::serve(l, h, s).await {
+                tracing::error!(error = %e, "health listener failed");
+            }
+        });
+    }
+    tokio::spawn(health::watchdog(health.clone(), stop_aux.clone()));
+
+    let abandon = CancellationToken::new();
+    let client = Client::with_policy(&cfg, metrics, abandon.clone(), opts.retry)?;
+    let syncer = Arc::new(Mutex::new(Syncer::new(client, cfg.clone(), health.clone())));
+    let (mut sched, ticks) = schedule::cron_ticks(&cfg.schedule.cron).await?;
+    tracing::info!(
+        api = %cfg.api_url,
+        table = %cfg.table,
+        queues = cfg.queue_names.len() + cfg.queue_ids.len(),
+        schedule = %cfg.schedule.cron,
+        "genesys-queue-sync running"
+    );
+    health::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("running, first cycle"),
+    ]);
+
+    let counter = Arc::new(AtomicU64::new(0));
+    let streak = Arc::new(std::sync::Mutex::new(FailureStreak::default()));
+    let hook = opts.on_cycle.clone();
+    let exit = schedule::drive(
+        ticks,
+        health.clone(),
+        move || {
+            let syncer = syncer.clone();
+            let hook = hook.clone();
+            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+            let streak = streak.clone();
+            async move {
+                let report = syncer.lock().await.run_cycle(false).await;
+                log_report(&report, &streak);
+                if let Some(h) = hook {
+                    h(&report);
+                }
+            }
+            .instrument(tracing::info_span!("cycle", n))
+        },
+        opts.shutdown,
+        abandon,
+        opts.grace,
+    )
+    .await;
+    health::notify(&[sd_notify::NotifyState::Stopping]);
+    stop_aux.cancel();
+    if let Err(e) = sched.shutdown().await {
+        tracing::debug!(error = %e, "cron scheduler shutdown");
+    }
+    tracing::info!(?exit, "genesys-queue-sync stopped");
+    Ok(exit)
+}
+
+/// Consecutive cycles that failed with the same error: a daemon that runs for months must
+/// not write the same error line every minute for a whole outage.
+#[derive(Default)]
+struct FailureStreak {
+    last: Option<String>,
+    cycles: u32,
+}
+
+impl FailureStreak {
+    /// Whether this failure is worth an error line: the first of a streak, then the 10th,
+    /// then every 60th (about hourly at the default schedule).
+    fn failed(&mut self, error: &str) -> bool {
+        if self.last.as_deref() == Some(error) {
+            self.cycles += 1;
+        } else {
+            self.last = Some(error.to_owned());
+            self.cycles = 1;
+        }
+        self.cycles == 1 || self.cycles == 10 || self.cycles % 60 == 0
+    }
+
+    /// The length of the streak that just ended, if any.
+    fn succeeded(&mut self) -> Option<u32> {
+        self.last.take().map(|_| std::mem::take(&mut self.cycles))
+    }
+}
+
+fn log_report(r: &CycleReport, streak: &std::sync::Mutex<FailureStreak>) {
+    let Ok(mut streak) = streak.lock() else {
+        return;
+    };
+    if let Some(e) = &r.error {
+        let ms = r.duration.as_millis() as u64;
+        if streak.failed(e) {
+            let cycles = streak.cycles;
+            if cycles == 1 {
+                tracing::error!(duration_ms = ms, "cycle failed: {e}");
+            } else {
+                tracing::error!(
+                    duration_ms = ms,
+                    cycles,
+                    "cycle failed again ({cycles} cycles in a row): {e}"
+                );
+            }
+        } else {
+            tracing::debug!(duration_ms = ms, "cycle failed again: {e}");
+        }
+        return;
+    }
+    if let Some(cycles) = streak.succeeded() {
+        tracing::info!(
+            failed_cycles = cycles,
+            "recovered after {cycles} failed cycles"
+        );
+    }
+    let failed: Vec<&str> = r.failed.iter().map(|(q, _)| q.as_str()).collect();
+    if failed.is_empty() {
+        tracing::info!(
+            observed = r.observed.len(),
+            written = r.written,
+            unchanged = r.skipped,
+            deferred = r.deferred,
+            imported = r.imported,
+            duration_ms = r.duration.as_millis() as u64,
+            "cycle done"
+        );
+    } else {
+        tracing::warn!(
+            observed = r.observed.len(),
+            written = r.written,
+            unchanged = r.skipped,
+            deferred = r.deferred,
+            imported = r.imported,
+            failed = failed.len(),
+            failed_queues = %failed.join(", "),
+            duration_ms = r.duration.as_millis() as u64,
+            "cycle done with failures"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_failure_is_logged_at_first_then_rarely() {
+        let mut s = FailureStreak::default();
+        let logged: Vec<u32> = (1..=130u32).filter(|_| s.failed("login refused")).collect();
+        assert_eq!(logged, [1, 10, 60, 120]);
+        assert!(
+            s.failed("table missing"),
+            "a different error starts a new streak"
+        );
+        assert_eq!(s.succeeded(), Some(1));
+        assert_eq!(s.succeeded(), None);
+    }
+}

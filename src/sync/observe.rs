@@ -1,0 +1,94 @@
+//! Observation: the selected queues' current values, ⌈N/100⌉ queries per cycle.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use super::report::CycleReport;
+use super::rows::Values;
+use super::selection::Target;
+use crate::genesys::observations::{self, MAX_QUEUES_PER_QUERY};
+use crate::genesys::{ApiError, Client};
+
+/// One queue's values as observed this cycle.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub target: Target,
+    pub values: Values,
+    /// When the answer holding these values arrived.
+    pub at: DateTime<Utc>,
+}
+
+/// What observing the selection found.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// The queues observed, in selection order.
+    pub queues: Vec<Observation>,
+    /// Queries sent (each counts against the request budget).
+    pub reads: usize,
+    /// A queue was missing from an answer (deleted or no longer visible): worth resolving
+    /// the selection again.
+    pub missing_from_answer: bool,
+}
+
+/// Observes `targets` in batches of [`MAX_QUEUES_PER_QUERY`]. A failed batch or a queue
+/// missing from its answer is reported as failed and keeps its old row; only a
+/// cancellation stops the cycle.
+pub async fn observe(
+    client: &Client,
+    targets: &[Target],
+    report: &mut CycleReport,
+) -> Result<Observed, ApiError> {
+    let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
+    let label = |id: &str| {
+        targets
+            .iter()
+            .find(|t| t.id == id)
+            .map_or_else(|| id.to_owned(), |t| t.name.clone())
+    };
+    let mut counts: HashMap<String, (Values, DateTime<Utc>)> = HashMap::new();
+    let mut failed_ids: HashSet<&str> = HashSet::new();
+    for batch in ids.chunks(MAX_QUEUES_PER_QUERY) {
+        match observations::observe_batch(client, batch).await {
+            Ok(got) => {
+                let at = Utc::now();
+                counts.extend(got.into_iter().map(|(id, c)| (id, (c, at))));
+            }
+            Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
+            Err(e) => {
+                tracing::warn!(error = %e, queues = batch.len(), "observation query failed; those queues keep their old rows");
+                for id in batch {
+                    failed_ids.insert(id);
+                    report
+                        .failed
+                        .push((label(id), format!("observation failed: {e}")));
+                }
+            }
+        }
+    }
+    let mut observed = Observed {
+        reads: ids.len().div_ceil(MAX_QUEUES_PER_QUERY),
+        ..Observed::default()
+    };
+    for t in targets {
+        match counts.remove(&t.id) {
+            Some((values, at)) => {
+                report.observed.push((t.clone(), values));
+                observed.queues.push(Observation {
+                    target: t.clone(),
+                    values,
+                    at,
+                });
+            }
+            None if !failed_ids.contains(t.id.as_str()) => {
+                tracing::warn!(queue = %t.name, id = %t.id, "queue missing from the observation answer (deleted or not visible?); its row is left as it was");
+                report
+                    .failed
+                    .push((t.name.clone(), "not in the observation answer".into()));
+                observed.missing_from_answer = true;
+            }
+            None => {}
+        }
+    }
+    Ok(observed)
+}

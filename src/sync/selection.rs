@@ -1,0 +1,274 @@
+//! Which queues the daemon owns a row for: the configured names, ids, patterns and
+//! divisions resolved into [`Target`]s, re-resolved every `resolve_every` and after a
+//! queue went missing, with the queues that left the selection remembered for deletion.
+
+use std::collections::HashSet;
+
+use tokio::time::Instant;
+
+use crate::config::{Config, KeyBy, OnVanish};
+use crate::genesys::datatable::MAX_ROWS;
+use crate::genesys::queues::{self, Queue};
+use crate::genesys::{ApiError, Client};
+
+/// A queue the daemon owns a row for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub id: String,
+    pub name: String,
+    /// The row key: the name or the id, per `table.key`.
+    pub key: String,
+    pub division: String,
+}
+
+/// The outcome of resolving the queue selection.
+#[derive(Debug, Default, Clone)]
+pub struct Resolution {
+    pub targets: Vec<Target>,
+    /// Configured names or ids that match no queue.
+    pub missing: Vec<String>,
+    /// Queues matched but left out because the table holds at most 5,000 rows.
+    pub left_out: Vec<String>,
+}
+
+/// The selection as it stands between cycles.
+#[derive(Debug, Default)]
+pub struct Selection {
+    targets: Vec<Target>,
+    resolved_at: Option<Instant>,
+    resolve_requested: bool,
+    /// Keys of queues that left the selection, to delete (on_vanish = "delete").
+    vanished: Vec<String>,
+}
+
+impl Selection {
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// Resolve again at the next cycle (a queue went missing from an answer).
+    pub fn request_resolve(&mut self) {
+        self.resolve_requested = true;
+    }
+
+    /// The keys of vanished queues still to delete; a key that is back in the selection
+    /// is dropped. What cannot be deleted now goes back through [`Self::retry_vanished`].
+    pub fn take_vanished(&mut self) -> Vec<String> {
+        let mut keys = std::mem::take(&mut self.vanished);
+        keys.retain(|k| !self.targets.iter().any(|t| &t.key == k));
+        keys
+    }
+
+    pub fn retry_vanished(&mut self, keys: Vec<String>) {
+        self.vanished.extend(keys);
+    }
+
+    /// Resolves the selection on the first cycle, every `resolve_every`, and after a
+    /// queue went missing.
+    pub async fn ensure(&mut self, client: &Client, cfg: &Config) -> Result<(), ApiError> {
+        let due = match self.resolved_at {
+            None => true,
+            Some(at) => self.resolve_requested || at.elapsed() >= cfg.resolve_every,
+        };
+        if !due {
+            return Ok(());
+        }
+        match resolve(client, cfg).await {
+            Ok(res) => {
+                if self.resolved_at.is_some() {
+                    self.note_changes(cfg, &res);
+                }
+                for m in &res.missing {
+                    tracing::warn!(queue = %m, "no such queue in Genesys Cloud; check [queues]");
+                }
+                if res.targets.len() >= MAX_ROWS && cfg.rows.heartbeat_key.is_some() {
+                    tracing::warn!(
+                        queues = res.targets.len(),
+                        "the queues fill the table's 5,000 rows, so the heartbeat row is not written (queue rows come first); select fewer queues to keep it"
+                    );
+                }
+                self.targets = res.targets;
+                self.resolved_at = Some(Instant::now());
+                self.resolve_requested = false;
+                Ok(())
+            }
+            Err(e) if !self.targets.is_empty() => {
+                // Keep writing the queues we know rather than stopping on a lookup hiccup.
+                tracing::warn!(error = %e, "re-resolving queues failed; keeping the previous list");
+                self.resolved_at = Some(Instant::now());
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Logs the queues that left or joined, and remembers the ones to delete.
+    fn note_changes(&mut self, cfg: &Config, res: &Resolution) {
+        let now: HashSet<&str> = res.targets.iter().map(|t| t.key.as_str()).collect();
+        for gone in self
+            .targets
+            .iter()
+            .filter(|t| !now.contains(t.key.as_str()))
+        {
+            tracing::warn!(queue = %gone.name, id = %gone.id, on_vanish = ?cfg.selection.on_vanish, "queue left the selection (deleted, renamed or moved)");
+            if cfg.selection.on_vanish == OnVanish::Delete {
+                self.vanished.push(gone.key.clone());
+            }
+        }
+        let before: HashSet<&str> = self.targets.iter().map(|t| t.key.as_str()).collect();
+        let added = res
+            .targets
+            .iter()
+            .filter(|t| !before.contains(t.key.as_str()))
+            .count();
+        if added > 0 {
+            tracing::info!(added, "new queues joined the selection");
+        }
+    }
+}
+
+/// Up to this many names are looked up one request each; more are matched against one
+/// paged listing of all queues (100 per page), which is cheaper for long lists.
+const NAMES_PER_LOOKUP_LIMIT: usize = 5;
+
+/// Case-insensitive match with `*` standing for any run of characters.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let n: Vec<char> = name.to_lowercase().chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+fn in_divisions(q: &Queue, divisions: &[String]) -> bool {
+    divisions.iter().any(|d| {
+        q.division
+            .as_ref()
+            .is_some_and(|div| div.id == *d || div.name.eq_ignore_ascii_case(d))
+    })
+}
+
+/// Resolves the configured selection (names, ids, patterns, divisions) into targets.
+pub async fn resolve(client: &Client, cfg: &Config) -> Result<Resolution, ApiError> {
+    let sel = &cfg.selection;
+    let listing = if cfg.queue_names.len() > NAMES_PER_LOOKUP_LIMIT
+        || !sel.patterns.is_empty()
+        || !sel.divisions.is_empty()
+    {
+        Some(queues::list_all(client).await?)
+    } else {
+        None
+    };
+    let mut res = Resolution::default();
+    let mut seen = HashSet::new();
+    let mut add = |res: &mut Resolution, q: Queue| {
+        if seen.insert(q.id.clone()) {
+            res.targets.push(target(cfg.key_by, q));
+        }
+    };
+    let names: Vec<(String, Option<Queue>)> = match &listing {
+        Some(all) => queues::match_names(all, cfg.queue_names.iter().map(String::as_str)),
+        None => {
+            let mut v = Vec::new();
+            for name in &cfg.queue_names {
+                v.push((name.clone(), queues::find_by_name(client, name).await?));
+            }
+            v
+        }
+    };
+    for (name, found) in names {
+        match found {
+            Some(q) => add(&mut res, q),
+            None => res.missing.push(format!("name \"{name}\"")),
+        }
+    }
+    if !cfg.queue_ids.is_empty() {
+        let found: Vec<Queue> = match &listing {
+            Some(all) => all
+                .iter()
+                .filter(|q| cfg.queue_ids.contains(&q.id))
+                .cloned()
+                .collect(),
+            None => queues::find_by_ids(client, &cfg.queue_ids).await?,
+        };
+        for id in &cfg.queue_ids {
+            match found.iter().find(|q| &q.id == id) {
+                Some(q) => add(&mut res, q.clone()),
+                None => res.missing.push(format!("id {id}")),
+            }
+        }
+    }
+    if let Some(all) = &listing {
+        let mut matched: Vec<&Queue> = all
+            .iter()
+            .filter(|q| {
+                let by_pattern = if sel.patterns.is_empty() {
+                    !sel.divisions.is_empty()
+                } else {
+                    sel.patterns.iter().any(|p| glob_match(p, &q.name))
+                };
+                by_pattern && (sel.divisions.is_empty() || in_divisions(q, &sel.divisions))
+            })
+            .collect();
+        matched.sort_by(|a, b| a.name.cmp(&b.name));
+        for q in matched {
+            add(&mut res, q.clone());
+        }
+    }
+    if res.targets.len() > MAX_ROWS {
+        let left: Vec<Target> = res.targets.split_off(MAX_ROWS);
+        res.left_out = left.into_iter().map(|t| t.name).collect();
+        let shown: Vec<&str> = res.left_out.iter().take(10).map(String::as_str).collect();
+        tracing::warn!(
+            selected = MAX_ROWS + res.left_out.len(),
+            left_out = res.left_out.len(),
+            first_left_out = %shown.join(", "),
+            "the selection exceeds the 5,000 rows a data table holds; the queues past 5,000 (by configuration order, then name) are left out"
+        );
+    }
+    Ok(res)
+}
+
+fn target(key_by: KeyBy, q: Queue) -> Target {
+    let key = match key_by {
+        KeyBy::Name => q.name.clone(),
+        KeyBy::Id => q.id.clone(),
+    };
+    Target {
+        id: q.id,
+        name: q.name,
+        key,
+        division: q.division.map(|d| d.name).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_case_insensitively_anywhere() {
+        assert!(glob_match("Sales *", "sales EU"));
+        assert!(glob_match("*Support", "Tech Support"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(glob_match("*", "anything"));
+        assert!(!glob_match("Sales *", "Sales"));
+        assert!(!glob_match("*Support", "Support desk"));
+        assert!(glob_match("Über*", "übersicht"));
+    }
+}

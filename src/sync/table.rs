@@ -1,0 +1,319 @@
+//! The data table: what the daemon knows it holds, and every write to it.
+//!
+//! The table is found (and its schema checked) once, and its rows listed once per
+//! process or after the table was lost, so a restart rewrites nothing that already holds
+//! the right values. After that the daemon's own writes keep [`TableState`] current.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::observe::Observation;
+use super::plan::{Due, Heartbeat, Held, ImportRow, TableView};
+use super::report::{CycleError, CycleReport};
+use super::rows::{self, Values};
+use super::selection::Target;
+use crate::config::TableRef;
+use crate::genesys::Client;
+use crate::genesys::datatable::{self, Table};
+use crate::health::Health;
+
+pub struct TableState {
+    /// The configured table, for log lines.
+    table_ref: TableRef,
+    table: Option<Table>,
+    /// Whether `known_keys` holds the table's listing (plus the daemon's writes since).
+    listed: bool,
+    /// Keys known to exist in the table.
+    known_keys: HashSet<String>,
+    /// What each owned row holds.
+    held: HashMap<String, Held>,
+    /// Columns of owned rows that the daemon does not write, carried into every PUT
+    /// because a PUT replaces the whole row.
+    extra_columns: HashMap<String, Map<String, Value>>,
+}
+
+impl TableState {
+    pub fn new(table_ref: TableRef) -> Self {
+        Self {
+            table_ref,
+            table: None,
+            listed: false,
+            known_keys: HashSet::new(),
+            held: HashMap::new(),
+            extra_columns: HashMap::new(),
+        }
+    }
+
+    /// What the plan needs to know of the table.
+    pub fn view(&self) -> TableView<'_> {
+        TableView {
+            held: &self.held,
+            keys: &self.known_keys,
+        }
+    }
+
+    /// Finds the table once and checks its schema; forgets it when a write says it is gone.
+    pub async fn ensure(&mut self, client: &Client, health: &Health) -> Result<String, CycleError> {
+        if let Some(t) = &self.table {
+            return Ok(t.id.clone());
+        }
+        health.set_table_ok(false);
+        let found = datatable::find(client, &self.table_ref).await?;
+        let table = found.ok_or_else(|| CycleError::TableMissing(self.table_ref.clone()))?;
+        let problems = datatable::check_schema(&table);
+        if !problems.is_empty() {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(CycleError::Schema {
+                table: table.name.clone(),
+                problems: list.join("; "),
+            });
+        }
+        tracing::info!(table = %table.name, id = %table.id, "data table found, schema fits");
+        health.set_table_ok(true);
+        let id = table.id.clone();
+        self.table = Some(table);
+        self.listed = false;
+        Ok(id)
+    }
+
+    /// Reads the table's rows once per process (or after the table was lost), so a
+    /// restart rewrites nothing that already holds the right values.
+    pub async fn load_rows(
+        &mut self,
+        client: &Client,
+        table_id: &str,
+        targets: &[Target],
+    ) -> Result<(), CycleError> {
+        if self.listed {
+            return Ok(());
+        }
+        let owned: HashSet<&str> = targets.iter().map(|t| t.key.as_str()).collect();
+        let mut keys = HashSet::new();
+        let mut held = HashMap::new();
+        let mut extra_columns = HashMap::new();
+        datatable::for_each_row(client, table_id, false, |mut row| {
+            let Some(key) = row.get("key").and_then(Value::as_str).map(str::to_owned) else {
+                return;
+            };
+            if owned.contains(key.as_str()) {
+                if let Some((values, at)) = rows::parse_row(&row) {
+                    held.insert(key.clone(), Held { values, at });
+                }
+                for (col, _) in datatable::COLUMNS {
+                    row.remove(*col);
+                }
+                if !row.is_empty() {
+                    extra_columns.insert(key.clone(), row);
+                }
+            }
+            keys.insert(key);
+        })
+        .await?;
+        self.held = held;
+        self.extra_columns = extra_columns;
+        tracing::info!(
+            rows = keys.len(),
+            owned_fresh = self.held.len(),
+            "read the table's current rows"
+        );
+        self.known_keys = keys;
+        self.listed = true;
+        Ok(())
+    }
+
+    /// Deletes the rows of vanished queues; returns the keys to try again next cycle.
+    pub async fn delete_rows(
+        &mut self,
+        client: &Client,
+        table_id: &str,
+        keys: Vec<String>,
+    ) -> Vec<String> {
+        let mut retry = Vec::new();
+        for key in keys {
+            match datatable::delete_row(client, table_id, &key).await {
+                Ok(()) => {
+                    tracing::info!(key = %key, "deleted the row of a vanished queue (on_vanish = delete)");
+                    self.held.remove(&key);
+                    self.known_keys.remove(&key);
+                }
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "could not delete the row of a vanished queue; will retry");
+                    retry.push(key);
+                }
+            }
+        }
+        retry
+    }
+
+    /// Writes `due` one request each, at most `concurrency` at a time.
+    pub async fn write_rows(
+        &mut self,
+        client: &Client,
+        health: &Health,
+        table_id: &str,
+        due: Vec<Due>,
+        concurrency: usize,
+        report: &mut CycleReport,
+    ) {
+        let sem = Arc::new(Semaphore::new(concurrency));
+        let mut tasks = JoinSet::new();
+        for d in due {
+            let row = self.owned_row(&d.target.key, &d.values, d.at);
+            let exists = self.known_keys.contains(&d.target.key);
+            let client = client.clone();
+            let table_id = table_id.to_owned();
+            let sem = sem.clone();
+            tasks.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let res =
+                    datatable::upsert_row(&client, &table_id, &d.target.key, &row, exists).await;
+                (d, res)
+            });
+        }
+        let mut table_gone = false;
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((d, res)) = joined else { continue };
+            match res {
+                Ok(()) => {
+                    report.written += 1;
+                    self.record_written(client, &d.target, d.values, d.at);
+                }
+                Err(e) => {
+                    if e.status() == Some(404) {
+                        table_gone = true;
+                    }
+                    // A failed write may still have landed (a timeout or a lost answer):
+                    // the row's content is unknown now, so it is due next cycle even if
+                    // the values go back to what was last written for sure.
+                    self.held.remove(&d.target.key);
+                    tracing::warn!(queue = %d.target.name, error = %e, "row write failed");
+                    report
+                        .failed
+                        .push((d.target.name.clone(), format!("write failed: {e}")));
+                }
+            }
+        }
+        if table_gone {
+            self.lose_table(health);
+        }
+    }
+
+    pub async fn write_heartbeat(
+        &mut self,
+        client: &Client,
+        health: &Health,
+        table_id: &str,
+        heartbeat: Heartbeat,
+    ) {
+        let row = rows::heartbeat_row(&heartbeat.key, Utc::now());
+        match datatable::upsert_row(client, table_id, &heartbeat.key, &row, heartbeat.exists).await
+        {
+            Ok(()) => {
+                self.known_keys.insert(heartbeat.key);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat row write failed");
+                // With unchanged rows skipped, the heartbeat may be the only write that
+                // finds out the table was deleted.
+                if e.status() == Some(404) {
+                    self.lose_table(health);
+                }
+            }
+        }
+    }
+
+    /// Writes every owned row through one CSV import (ReplaceAll).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn write_import(
+        &mut self,
+        client: &Client,
+        health: &Health,
+        table_id: &str,
+        import: Vec<ImportRow>,
+        heartbeat: Option<String>,
+        observed: &[Observation],
+        report: &mut CycleReport,
+    ) -> Result<(), CycleError> {
+        let extra: BTreeSet<String> = self
+            .extra_columns
+            .values()
+            .flat_map(|m| m.keys().cloned())
+            .collect();
+        let mut csv = datatable::CsvWriter::new(extra);
+        let mut keys = HashSet::with_capacity(import.len() + 1);
+        for r in import {
+            csv.push(&self.owned_row(&r.key, &r.values, r.at));
+            keys.insert(r.key);
+        }
+        if let Some(key) = heartbeat {
+            csv.push(&rows::heartbeat_row(&key, Utc::now()));
+            keys.insert(key);
+        }
+        let csv = csv.finish();
+        match datatable::import_replace_all(client, table_id, csv).await {
+            Ok(outcome) => {
+                report.imported = true;
+                report.written = observed.len();
+                tracing::debug!(
+                    polls = outcome.polls,
+                    updated = outcome.updated,
+                    deleted = outcome.deleted,
+                    "import job succeeded"
+                );
+                for o in observed {
+                    self.record_written(client, &o.target, o.values, o.at);
+                }
+                self.known_keys = keys;
+                self.listed = true;
+                Ok(())
+            }
+            Err(e) => {
+                if e.status() == Some(404) {
+                    self.lose_table(health);
+                }
+                for o in observed {
+                    report
+                        .failed
+                        .push((o.target.name.clone(), format!("import failed: {e}")));
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The row for an owned key, carrying the extra columns it already has in the table.
+    fn owned_row(&self, key: &str, values: &Values, at: DateTime<Utc>) -> Map<String, Value> {
+        let mut row = rows::row_for(key, values, at);
+        if let Some(extra) = self.extra_columns.get(key) {
+            for (k, v) in extra {
+                row.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        row
+    }
+
+    fn record_written(&mut self, client: &Client, t: &Target, values: Values, at: DateTime<Utc>) {
+        self.known_keys.insert(t.key.clone());
+        // The table holds seconds precision: compare ages against what it holds.
+        let at = rows::as_stored(at);
+        let m = client.metrics();
+        for (column, value) in rows::columns(&values) {
+            m.queue_value(&t.name, column, value as i64);
+        }
+        self.held.insert(t.key.clone(), Held { values, at });
+    }
+
+    fn lose_table(&mut self, health: &Health) {
+        // A 404 on POST means the table itself is gone: look it up again next cycle.
+        tracing::error!(table = %self.table_ref, "the data table disappeared during writes; will look it up again next cycle");
+        self.table = None;
+        self.listed = false;
+        self.known_keys.clear();
+        health.set_table_ok(false);
+    }
+}
