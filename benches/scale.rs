@@ -39,9 +39,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use genesys_queue_sync::genesys::datatable::COLUMNS;
 use genesys_queue_sync::genesys::encode_segment;
 use genesys_queue_sync::genesys::observations::{parse_response, query_body};
-use genesys_queue_sync::sim::{LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence};
+use genesys_sim::{FieldType, LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -176,6 +177,15 @@ impl Scenario {
     }
 }
 
+/// The daemon's columns (after `key`) as simulator field types, for creating its table.
+fn table_fields() -> Vec<(&'static str, FieldType)> {
+    COLUMNS
+        .iter()
+        .skip(1)
+        .filter_map(|&(c, t)| FieldType::from_wire(t.as_str()).map(|ft| (c, ft)))
+        .collect()
+}
+
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -235,7 +245,7 @@ impl Org {
         })
         .await
         .expect("simulator starts");
-        let table_id = sim.create_table(TABLE, &genesys_queue_sync::demo::table_fields());
+        let table_id = sim.create_table(TABLE, &table_fields());
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let names: Vec<String> = (0..n).map(|i| format!("Bench {:05}", i + 1)).collect();
         let ids: Vec<String> = names.iter().map(|name| sim.add_queue(name)).collect();

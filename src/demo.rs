@@ -1,21 +1,21 @@
 //! `demo`: the real daemon against the built-in simulated org, with the table drawn live.
+//!
+//! Part of the binary (declared in `main.rs` behind the default `demo` feature), not of the
+//! library: the daemon's library never depends on the simulator crate.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use secrecy::SecretString;
+use genesys_queue_sync::commands::{self, RunOptions};
+use genesys_queue_sync::genesys::datatable::COLUMNS;
+use genesys_queue_sync::loopback::{self, LocalOrg};
+use genesys_queue_sync::schedule::Exit;
+use genesys_sim::{FieldType, RoutingStatus, Sim, SimOptions, SystemPresence};
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-use crate::commands::{self, RunOptions};
-use crate::config::{
-    Config, KeyBy, OnVanish, RowsPolicy, Schedule, Selection, TableRef, WriteMode, parse_base_url,
-};
-use crate::genesys::datatable::COLUMNS;
-use crate::sim::{FieldType, RoutingStatus, Sim, SimOptions, SystemPresence};
 
 const QUEUES: &[(&str, u32)] = &[
     ("Sales", 8),
@@ -26,7 +26,7 @@ const QUEUES: &[(&str, u32)] = &[
 const TABLE: &str = "QueueAgentCounts";
 
 /// Builds a simulated org with a few queues and agents and the table the daemon writes.
-pub async fn seeded_sim(churn: Option<Duration>) -> anyhow::Result<(Sim, Vec<String>)> {
+async fn seeded_sim(churn: Option<Duration>) -> anyhow::Result<(Sim, Vec<String>)> {
     let sim = Sim::start(SimOptions {
         churn,
         ..SimOptions::default()
@@ -55,60 +55,30 @@ pub async fn seeded_sim(churn: Option<Duration>) -> anyhow::Result<(Sim, Vec<Str
 }
 
 /// The daemon's columns (after `key`) as simulator field types, for creating its table.
-pub fn table_fields() -> Vec<(&'static str, FieldType)> {
-    use crate::genesys::datatable::ColumnType;
+fn table_fields() -> Vec<(&'static str, FieldType)> {
     COLUMNS
         .iter()
         .skip(1)
-        .map(|&(c, t)| {
-            let ft = match t {
-                ColumnType::String => FieldType::String,
-                ColumnType::Integer => FieldType::Integer,
-                ColumnType::Number => FieldType::Number,
-                ColumnType::Boolean => FieldType::Boolean,
-            };
-            (c, ft)
-        })
+        .filter_map(|&(c, t)| FieldType::from_wire(t.as_str()).map(|ft| (c, ft)))
         .collect()
 }
 
-/// A config for the daemon pointing at `sim`.
-pub fn config_for(sim: &Sim, queue_names: Vec<String>, cron: &str) -> anyhow::Result<Config> {
-    let base = parse_base_url("sim", &sim.base_url(), None)?;
-    let creds = SimOptions::default();
-    Ok(Config {
-        api_url: base.clone(),
-        login_url: base,
-        client_id: creds.client_id,
-        client_secret: SecretString::from(creds.client_secret),
-        request_timeout: Duration::from_secs(5),
-        table: TableRef::Name(TABLE.to_owned()),
-        key_by: KeyBy::Name,
-        write_mode: WriteMode::Rows,
-        table_owned: false,
-        queue_names,
-        queue_ids: Vec::new(),
-        selection: Selection {
-            patterns: Vec::new(),
-            divisions: Vec::new(),
-            on_vanish: OnVanish::Keep,
-        },
-        resolve_every: Duration::from_secs(600),
-        schedule: Schedule::parse(cron).map_err(anyhow::Error::msg)?,
-        requests_per_minute: 240,
-        write_concurrency: 4,
-        http_listen: None,
-        rows: RowsPolicy::default(),
-    })
-}
-
+/// Runs the demo until `cycles` cycles have finished (or until `shutdown`).
 pub async fn run(
     cycles: Option<u32>,
     every: u32,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (sim, names) = seeded_sim(Some(Duration::from_millis(1500))).await?;
-    let cfg = config_for(&sim, names, &format!("*/{every} * * * * *"))?;
+    let creds = SimOptions::default();
+    let base_url = sim.base_url();
+    let org = LocalOrg {
+        base_url: &base_url,
+        client_id: &creds.client_id,
+        client_secret: &creds.client_secret,
+        table: TABLE,
+    };
+    let cfg = loopback::config(&org, names, &format!("*/{every} * * * * *"))?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let health_addr = listener.local_addr()?;
     println!(
@@ -146,13 +116,13 @@ pub async fn run(
     );
     sim.shutdown();
     match exit {
-        crate::schedule::Exit::Shutdown => Ok(()),
-        crate::schedule::Exit::Stalled(d) => anyhow::bail!("schedule stalled for {}s", d.as_secs()),
+        Exit::Shutdown => Ok(()),
+        Exit::Stalled(d) => anyhow::bail!("schedule stalled for {}s", d.as_secs()),
     }
 }
 
 /// The table as a flow would see it; changed cells are marked with `*`.
-pub fn draw(
+fn draw(
     rows: &BTreeMap<String, Map<String, Value>>,
     prev: &BTreeMap<String, Map<String, Value>>,
     summary: &str,

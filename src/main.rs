@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use genesys_queue_sync::cli::Cli;
 
+#[cfg(feature = "demo")]
+mod demo;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = genesys_queue_sync::telemetry::init(cli.log_format, cli.log_level.as_deref()) {
@@ -22,5 +25,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    #[cfg(feature = "demo")]
+    if let genesys_queue_sync::cli::Command::Demo { cycles, every } = cli.command {
+        let demo = async {
+            let shutdown = genesys_queue_sync::commands::shutdown_on_signals();
+            demo::run(cycles, every, shutdown).await
+        };
+        return match runtime.block_on(demo) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("demo failed: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     ExitCode::from(runtime.block_on(genesys_queue_sync::commands::dispatch(cli)))
 }

@@ -7,9 +7,7 @@ mod support;
 use std::time::Duration;
 
 use genesys_queue_sync::schedule::Exit;
-use genesys_queue_sync::sim::{
-    Fault, FaultAction, Match, RoutingStatus, SimOptions, SystemPresence,
-};
+use genesys_sim::{Fault, FaultAction, Match, RoutingStatus, SimOptions, SystemPresence};
 use serde_json::json;
 use support::*;
 

@@ -18,8 +18,8 @@ use genesys_queue_sync::genesys::{Client, RetryPolicy, queues};
 use genesys_queue_sync::health::Health;
 use genesys_queue_sync::metrics::Metrics;
 use genesys_queue_sync::schedule::Exit;
-use genesys_queue_sync::sim::{Fault, FaultAction, LoggedRequest, Match, Sim, SimOptions};
 use genesys_queue_sync::sync::{CycleReport, Syncer};
+use genesys_sim::{Fault, FaultAction, LoggedRequest, Match, Sim, SimOptions};
 use serde_json::{Value, json};
 use support::*;
 use tokio::time::Instant;
@@ -37,7 +37,7 @@ fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
             .with_writer(Capture(buf.clone()))
             .with_ansi(false)
             .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "genesys_queue_sync=trace,genesys_queue_sync::sim=info",
+                "genesys_queue_sync=trace,genesys_sim=info",
             ))
             .try_init();
         buf
@@ -1130,7 +1130,7 @@ async fn a_table_missing_a_column_or_with_a_wrong_type_is_named_and_never_writte
     );
 
     sim.delete_table(&table_id(&sim));
-    fields.push(("Waiting", genesys_queue_sync::sim::FieldType::String));
+    fields.push(("Waiting", genesys_sim::FieldType::String));
     sim.create_table(TABLE, &fields);
     let r = syncer(cfg(&sim, &names)).run_cycle(false).await;
     let e = r.error.unwrap();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use genesys_queue_sync::schedule::Exit;
-use genesys_queue_sync::sim::{Fault, FaultAction, Match, Sim, SimOptions};
+use genesys_sim::{Fault, FaultAction, Match, Sim, SimOptions};
 use serde_json::Value;
 use support::*;
 

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use genesys_queue_sync::sim::{Fault, FaultAction, FieldType, Match, Sim, SimOptions};
+use genesys_sim::{Fault, FaultAction, FieldType, Match, Sim, SimOptions};
 use serde_json::{Value, json};
 use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};

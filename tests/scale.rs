@@ -10,8 +10,8 @@ use genesys_queue_sync::config::{OnVanish, WriteMode};
 use genesys_queue_sync::genesys::Client;
 use genesys_queue_sync::health::Health;
 use genesys_queue_sync::metrics::Metrics;
-use genesys_queue_sync::sim::{Fault, FaultAction, Match, SimOptions};
 use genesys_queue_sync::sync::{self, Syncer};
+use genesys_sim::{Fault, FaultAction, Match, SimOptions};
 use serde_json::json;
 use support::*;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ fn syncer(cfg: genesys_queue_sync::config::Config) -> Syncer {
     Syncer::new(client, Arc::new(cfg), health)
 }
 
-fn queue_writes(reqs: &[genesys_queue_sync::sim::LoggedRequest]) -> usize {
+fn queue_writes(reqs: &[genesys_sim::LoggedRequest]) -> usize {
     reqs.iter()
         .filter(|r| {
             (r.method == "POST" || r.method == "PUT")
@@ -372,11 +372,11 @@ async fn import_mode_fills_the_table_with_5000_queues_and_leaves_the_heartbeat_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_mode_keeps_the_extra_columns_of_owned_rows() {
-    let sim = genesys_queue_sync::sim::Sim::start(SimOptions::default())
+    let sim = genesys_sim::Sim::start(SimOptions::default())
         .await
         .unwrap();
     let mut columns = COLUMNS.to_vec();
-    columns.push(("Note", genesys_queue_sync::sim::FieldType::String));
+    columns.push(("Note", genesys_sim::FieldType::String));
     sim.create_table(TABLE, &columns);
     add_busy_queue(&sim, "A");
     sim.put_row(

@@ -51,14 +51,14 @@ pub async fn dispatch(cli: Cli) -> u8 {
         }
         Command::Check(c) => check::check(&c.config).await,
         Command::Queues(c) => with_config(&c.config, queues::command).await,
-        Command::Demo { cycles, every } => {
-            match crate::demo::run(cycles, every, shutdown_on_signals()).await {
-                Ok(()) => exit::OK,
-                Err(e) => {
-                    eprintln!("demo failed: {e:#}");
-                    exit::FAILURE
-                }
-            }
+        // The binary runs the demo itself (the library has no simulator); this arm is only
+        // reached in a build without the default `demo` feature.
+        Command::Demo { .. } => {
+            eprintln!(
+                "error: this build has no demo: it was built without the default `demo` feature \
+                 (cargo build --release --features demo)"
+            );
+            exit::CONFIG
         }
         Command::Table(TableCommand::Schema { config: _ }) => table::schema(),
         Command::Table(TableCommand::Create(c)) => with_config(&c.config, table::create).await,

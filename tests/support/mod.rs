@@ -9,13 +9,11 @@ use std::time::Duration;
 
 use genesys_queue_sync::commands::{self, RunOptions};
 use genesys_queue_sync::config::Config;
-use genesys_queue_sync::demo;
 use genesys_queue_sync::genesys::RetryPolicy;
+use genesys_queue_sync::loopback;
 use genesys_queue_sync::schedule::Exit;
-use genesys_queue_sync::sim::{
-    FieldType, LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence,
-};
 use genesys_queue_sync::sync::CycleReport;
+use genesys_sim::{FieldType, LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -138,7 +136,16 @@ pub fn text(o: &Output) -> (String, String) {
 
 /// A config for in-process runs (bypasses the file's 10 s minimum period to keep tests fast).
 pub fn config(sim: &Sim, names: &[&str], cron: &str) -> Config {
-    let mut c = demo::config_for(sim, names.iter().map(|s| s.to_string()).collect(), cron).unwrap();
+    let creds = SimOptions::default();
+    let base_url = sim.base_url();
+    let org = loopback::LocalOrg {
+        base_url: &base_url,
+        client_id: &creds.client_id,
+        client_secret: &creds.client_secret,
+        table: TABLE,
+    };
+    let names = names.iter().map(|s| s.to_string()).collect();
+    let mut c = loopback::config(&org, names, cron).unwrap();
     c.request_timeout = Duration::from_secs(2);
     // A 1 s schedule gets 1/60 of the per-minute budget per cycle: give in-process runs a
     // budget that lets a cycle write ~100 rows, as a 60 s period would at 6,000/min.

@@ -6,15 +6,28 @@
 //! (queues, agents, data tables), inject faults and assert on the request log; the `demo`
 //! command runs the real daemon against it with background churn.
 //!
-//! Layout: `state` holds the org and its pure rules (testable without HTTP), `routes` maps
-//! requests onto it, `faults` is the request pipeline (log, latency, faults, auth, rate
-//! limit), `import` the CSV import jobs, `net` the listener that can drop a connection.
+//! Layout, one module per concern (each testable without HTTP):
+//! - `directory`: divisions, queues, agents, presences (the routing API);
+//! - `analytics`: conversation counts, ground truth, observation queries;
+//! - `tables`: data tables, schemas, rows, CSV import jobs;
+//! - `auth`: client credentials, tokens, the per-token rate window;
+//! - `pipeline`: what every request goes through (log, latency, faults, auth, rate limit);
+//! - `routes`: maps requests onto the org; `net`: the listener that can drop a connection;
+//! - `org`: the one struct holding every concern's state; `wire`: ErrorBody, ids, timestamps.
 
-mod faults;
-mod import;
+mod analytics;
+mod auth;
+mod directory;
 mod net;
+mod org;
+mod pipeline;
 mod routes;
-mod state;
+mod tables;
+mod vocab;
+mod wire;
+
+pub use pipeline::{Fault, FaultAction, LoggedRequest, Match};
+pub use vocab::{FieldType, QueueTruth, RoutingStatus, SystemPresence};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -55,223 +68,6 @@ impl Default for SimOptions {
     }
 }
 
-/// System presences, as Genesys names them on the wire (`AVAILABLE`, `ON_QUEUE`, ...).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SystemPresence {
-    Available,
-    Away,
-    Busy,
-    Offline,
-    Idle,
-    OnQueue,
-    Meal,
-    Meeting,
-    Training,
-    Break,
-}
-
-impl SystemPresence {
-    pub const ALL: [SystemPresence; 10] = [
-        SystemPresence::Available,
-        SystemPresence::Away,
-        SystemPresence::Busy,
-        SystemPresence::Offline,
-        SystemPresence::Idle,
-        SystemPresence::OnQueue,
-        SystemPresence::Meal,
-        SystemPresence::Meeting,
-        SystemPresence::Training,
-        SystemPresence::Break,
-    ];
-
-    pub fn wire_name(self) -> &'static str {
-        match self {
-            SystemPresence::Available => "AVAILABLE",
-            SystemPresence::Away => "AWAY",
-            SystemPresence::Busy => "BUSY",
-            SystemPresence::Offline => "OFFLINE",
-            SystemPresence::Idle => "IDLE",
-            SystemPresence::OnQueue => "ON_QUEUE",
-            SystemPresence::Meal => "MEAL",
-            SystemPresence::Meeting => "MEETING",
-            SystemPresence::Training => "TRAINING",
-            SystemPresence::Break => "BREAK",
-        }
-    }
-
-    pub fn from_wire(name: &str) -> Option<SystemPresence> {
-        SystemPresence::ALL
-            .into_iter()
-            .find(|p| p.wire_name().eq_ignore_ascii_case(name))
-    }
-
-    /// The label an org admin would see for the presence definition.
-    fn label(self) -> &'static str {
-        match self {
-            SystemPresence::Available => "Available",
-            SystemPresence::Away => "Away",
-            SystemPresence::Busy => "Busy",
-            SystemPresence::Offline => "Offline",
-            SystemPresence::Idle => "Idle",
-            SystemPresence::OnQueue => "On Queue",
-            SystemPresence::Meal => "Meal",
-            SystemPresence::Meeting => "Meeting",
-            SystemPresence::Training => "Training",
-            SystemPresence::Break => "Break",
-        }
-    }
-}
-
-/// Routing statuses, wire names `OFF_QUEUE`, `IDLE`, ...
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RoutingStatus {
-    OffQueue,
-    Idle,
-    Interacting,
-    NotResponding,
-    Communicating,
-}
-
-impl RoutingStatus {
-    pub const ALL: [RoutingStatus; 5] = [
-        RoutingStatus::OffQueue,
-        RoutingStatus::Idle,
-        RoutingStatus::Interacting,
-        RoutingStatus::NotResponding,
-        RoutingStatus::Communicating,
-    ];
-
-    pub fn wire_name(self) -> &'static str {
-        match self {
-            RoutingStatus::OffQueue => "OFF_QUEUE",
-            RoutingStatus::Idle => "IDLE",
-            RoutingStatus::Interacting => "INTERACTING",
-            RoutingStatus::NotResponding => "NOT_RESPONDING",
-            RoutingStatus::Communicating => "COMMUNICATING",
-        }
-    }
-
-    pub fn from_wire(name: &str) -> Option<RoutingStatus> {
-        RoutingStatus::ALL
-            .into_iter()
-            .find(|s| s.wire_name().eq_ignore_ascii_case(name))
-    }
-}
-
-/// Data table column types (JSON Schema `type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FieldType {
-    String,
-    Integer,
-    Number,
-    Boolean,
-}
-
-impl FieldType {
-    pub fn wire_name(self) -> &'static str {
-        match self {
-            FieldType::String => "string",
-            FieldType::Integer => "integer",
-            FieldType::Number => "number",
-            FieldType::Boolean => "boolean",
-        }
-    }
-
-    pub fn from_wire(name: &str) -> Option<FieldType> {
-        match name {
-            "string" => Some(FieldType::String),
-            "integer" => Some(FieldType::Integer),
-            "number" => Some(FieldType::Number),
-            "boolean" => Some(FieldType::Boolean),
-            _ => None,
-        }
-    }
-}
-
-/// Ground truth for one queue, computed from the scripted state.
-///
-/// `online`: members whose presence is not Offline. `on_queue`: members On Queue whose routing
-/// status is not OFF_QUEUE. `idle`/`interacting`: on-queue members in that routing status.
-/// `waiting`: sum of `set_waiting` over media types.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct QueueTruth {
-    pub online: u64,
-    pub on_queue: u64,
-    pub idle: u64,
-    pub interacting: u64,
-    pub waiting: u64,
-}
-
-/// A scripted misbehaviour. Faults are checked in injection order; the first matching fault
-/// with `times > 0` applies and uses up one of its times.
-#[derive(Clone, Debug)]
-pub struct Fault {
-    pub matcher: Match,
-    pub action: FaultAction,
-    /// How many matching requests it applies to; `u32::MAX` = until cleared.
-    pub times: u32,
-}
-
-#[derive(Clone, Debug)]
-pub enum Match {
-    /// Every request, on both listeners (API and uploads).
-    Any,
-    /// `POST /oauth/token`.
-    Login,
-    /// Requests whose path (before `?`, raw or percent-decoded) contains `contains`, and whose
-    /// method equals `method` when given.
-    Path {
-        method: Option<&'static str>,
-        contains: String,
-    },
-}
-
-#[derive(Clone, Debug)]
-pub enum FaultAction {
-    /// Answer with this status and an ErrorBody; `retry_after` sets `Retry-After` (seconds).
-    Status {
-        status: u16,
-        retry_after: Option<u64>,
-    },
-    /// Wait, then answer normally. A client that gives up meanwhile cancels the request: it
-    /// takes no effect (logged with status 0).
-    Delay(Duration),
-    /// Answer normally (the request takes effect), then hold the response back this long:
-    /// past the client's timeout, a write that landed although the client saw it fail.
-    SlowAnswer(Duration),
-    /// Close the connection without an HTTP response (logged with status 0).
-    Drop,
-    /// 200 with this raw body.
-    Body(String),
-    /// Any status with this raw JSON body (and `Retry-After` when given): for answers the
-    /// canned ones cannot give, such as the login's 400 `invalid_request` "rate limit
-    /// exceeded".
-    Reply {
-        status: u16,
-        body: String,
-        retry_after: Option<u64>,
-    },
-}
-
-/// One request as the simulator saw it, faulted ones included.
-#[derive(Clone, Debug)]
-pub struct LoggedRequest {
-    /// When it arrived.
-    pub at: tokio::time::Instant,
-    pub wall: chrono::DateTime<chrono::Utc>,
-    pub method: String,
-    /// Percent-decoded path.
-    pub path: String,
-    /// Path as sent.
-    pub raw_path: String,
-    pub query: String,
-    /// 0 when the connection was dropped without a response, or when the client gave up
-    /// (closed the connection) before the answer was ready.
-    pub status: u16,
-    pub authorization: Option<String>,
-    pub body: String,
-}
-
 /// Settings fixed at start.
 pub(crate) struct Config {
     pub(crate) token_expires_in: u64,
@@ -283,8 +79,8 @@ pub(crate) struct Config {
 /// Everything the servers and the `Sim` handle share.
 pub(crate) struct Shared {
     pub(crate) cfg: Config,
-    pub(crate) org: Mutex<state::Org>,
-    pub(crate) auth: Mutex<faults::Auth>,
+    pub(crate) org: Mutex<org::Org>,
+    pub(crate) auth: Mutex<auth::Auth>,
     pub(crate) faults: Mutex<Vec<Fault>>,
     pub(crate) log: Mutex<Vec<LoggedRequest>>,
     /// `http://127.0.0.1:PORT` of the upload listener.
@@ -331,17 +127,17 @@ impl Sim {
                 latency: opts.latency,
                 max_page_size: opts.max_page_size.max(1),
             },
-            org: Mutex::new(state::Org::new()),
-            auth: Mutex::new(faults::Auth::new(&opts.client_id, &opts.client_secret)),
+            org: Mutex::new(org::Org::new()),
+            auth: Mutex::new(auth::Auth::new(&opts.client_id, &opts.client_secret)),
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             upload_base: format!("http://{upload_addr}"),
         });
         let cancel = CancellationToken::new();
-        net::serve(api, faults::Listener::Api, shared.clone(), cancel.clone());
+        net::serve(api, pipeline::Listener::Api, shared.clone(), cancel.clone());
         net::serve(
             uploads,
-            faults::Listener::Uploads,
+            pipeline::Listener::Uploads,
             shared.clone(),
             cancel.clone(),
         );
@@ -377,13 +173,13 @@ impl Sim {
         self.handle.cancel.cancel();
     }
 
-    fn org(&self) -> MutexGuard<'_, state::Org> {
+    fn org(&self) -> MutexGuard<'_, org::Org> {
         lock(&self.handle.shared.org)
     }
 
     /// Adds a queue in the "Home" division; returns its id.
     pub fn add_queue(&self, name: &str) -> String {
-        self.org().add_queue(name, state::HOME_DIVISION)
+        self.org().add_queue(name, directory::HOME_DIVISION)
     }
 
     /// Adds a queue in the named division (created on first use); returns its id.
@@ -425,17 +221,17 @@ impl Sim {
     /// Conversations waiting in the queue for a media type ("voice", "chat", ...).
     pub fn set_waiting(&self, queue_id: &str, media_type: &str, n: u32) {
         self.org()
-            .set_conversations(queue_id, media_type, state::ConvKind::Waiting, n);
+            .set_conversations(queue_id, media_type, analytics::ConvKind::Waiting, n);
     }
 
     pub fn set_interacting(&self, queue_id: &str, media_type: &str, n: u32) {
         self.org()
-            .set_conversations(queue_id, media_type, state::ConvKind::Interacting, n);
+            .set_conversations(queue_id, media_type, analytics::ConvKind::Interacting, n);
     }
 
     pub fn set_alerting(&self, queue_id: &str, media_type: &str, n: u32) {
         self.org()
-            .set_conversations(queue_id, media_type, state::ConvKind::Alerting, n);
+            .set_conversations(queue_id, media_type, analytics::ConvKind::Alerting, n);
     }
 
     /// Ground truth for a queue; `None` when it does not exist.
@@ -526,7 +322,3 @@ async fn churn(shared: Arc<Shared>, period: Duration, cancel: CancellationToken)
         }
     }
 }
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests;

@@ -16,8 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
-use super::faults::{self, AppState, Listener};
+use crate::Shared;
+use crate::pipeline::{self, AppState, Listener};
 
 /// Connection info handed to the handler; `kill` makes the connection fail its next I/O.
 #[derive(Clone, Debug)]
@@ -159,10 +159,12 @@ pub(crate) fn serve(
     shared: Arc<Shared>,
     cancel: CancellationToken,
 ) {
-    let app = Router::new().fallback(faults::handle).with_state(AppState {
-        shared,
-        listener: kind,
-    });
+    let app = Router::new()
+        .fallback(pipeline::handle)
+        .with_state(AppState {
+            shared,
+            listener: kind,
+        });
     let service = app.into_make_service_with_connect_info::<ConnHandle>();
     let server = axum::serve(KillableListener { inner: listener }, service)
         .with_graceful_shutdown(cancel.cancelled_owned());

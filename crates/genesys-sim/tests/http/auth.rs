@@ -1,0 +1,168 @@
+//! Login, bearer tokens, expiry and the per-token rate limit.
+
+use genesys_sim::*;
+use serde_json::Value;
+
+use crate::*;
+
+#[tokio::test]
+async fn login_and_bearer_auth() {
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let http = Client::new();
+    let r = login(&sim, &http, "sim-client-id", "sim-client-secret").await;
+    assert_eq!(r.status(), 200);
+    let v = body(r).await;
+    assert_eq!(v["token_type"], "bearer");
+    assert_eq!(v["expires_in"], 86400);
+    let token = v["access_token"].as_str().unwrap().to_owned();
+
+    let r = login(&sim, &http, "sim-client-id", "wrong").await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(body(r).await["error"], "invalid_client");
+    let r = http
+        .post(format!("{}/oauth/token", sim.base_url()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(format!("{}/oauth/token", sim.base_url()))
+        .basic_auth("sim-client-id", Some("sim-client-secret"))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(body(r).await["error"], "unsupported_grant_type");
+
+    let url = format!("{}/api/v2/routing/queues", sim.base_url());
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(header(&r, "inin-correlation-id").is_some());
+    let v = body(r).await;
+    assert_eq!(v["code"], "authentication.required");
+    assert_eq!(v["status"], 401);
+    assert_eq!(v["message"], "Authentication failed");
+    assert!(v["contextId"].is_string());
+    let r = http.get(&url).bearer_auth("bogus").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(header(&r, "inin-correlation-id").is_some());
+    assert_eq!(header(&r, "inin-ratelimit-allowed").as_deref(), Some("300"));
+    assert_eq!(header(&r, "inin-ratelimit-count").as_deref(), Some("1"));
+    assert!(header(&r, "inin-ratelimit-reset").is_some());
+
+    // Secret rotation: the old secret stops working, issued tokens keep working.
+    sim.set_credentials("sim-client-id", "rotated");
+    assert_eq!(
+        login(&sim, &http, "sim-client-id", "sim-client-secret")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        login(&sim, &http, "sim-client-id", "rotated")
+            .await
+            .status(),
+        200
+    );
+    let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    sim.revoke_tokens();
+    let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    let log = sim.requests();
+    let last = log.last().unwrap();
+    assert_eq!(last.status, 401);
+    assert_eq!(
+        last.authorization.as_deref(),
+        Some(format!("Bearer {token}").as_str())
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.path == "/oauth/token" && l.status == 400)
+    );
+}
+
+#[tokio::test]
+async fn expired_token_is_rejected() {
+    let env = Env::start(SimOptions {
+        token_expires_in: 0,
+        ..SimOptions::default()
+    })
+    .await;
+    let r = env.get("/api/v2/routing/queues").await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(body(r).await["code"], "authentication.required");
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after() {
+    let env = Env::start(SimOptions {
+        rate_limit_per_minute: 3,
+        ..SimOptions::default()
+    })
+    .await;
+    for i in 1..=3 {
+        let r = env.get("/api/v2/routing/queues").await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "inin-ratelimit-count"), Some(i.to_string()));
+    }
+    for _ in 0..2 {
+        let r = env.get("/api/v2/routing/queues").await;
+        assert_eq!(r.status(), 429);
+        let retry: u64 = header(&r, "retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        assert_eq!(header(&r, "inin-ratelimit-allowed").as_deref(), Some("3"));
+        let v = body(r).await;
+        assert_eq!(v["code"], "too.many.requests");
+        assert_eq!(
+            v["message"],
+            "Rate limit exceeded the maximum. [3] requests for [60] seconds"
+        );
+    }
+    // A new token has its own budget.
+    let fresh = login(&env.sim, &env.http, "sim-client-id", "sim-client-secret")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let r = env
+        .http
+        .get(env.url("/api/v2/routing/queues"))
+        .bearer_auth(fresh["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn paused_clock_drives_expiry_and_rate_window() {
+    let env = Env::start(SimOptions {
+        token_expires_in: 120,
+        rate_limit_per_minute: 2,
+        ..SimOptions::default()
+    })
+    .await;
+    assert_eq!(env.get("/api/v2/routing/queues").await.status(), 200);
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert_eq!(env.get("/api/v2/routing/queues").await.status(), 200);
+    let r = env.get("/api/v2/routing/queues").await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(header(&r, "retry-after").as_deref(), Some("40"));
+    tokio::time::advance(Duration::from_secs(40)).await;
+    assert_eq!(env.get("/api/v2/routing/queues").await.status(), 200);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let r = env.get("/api/v2/routing/queues").await;
+    assert_eq!(r.status(), 401);
+    // Requests are stamped with the (virtual) tokio clock.
+    let log = env.sim.requests();
+    let span = log.last().unwrap().at - log.first().unwrap().at;
+    assert_eq!(span, Duration::from_secs(120));
+}
