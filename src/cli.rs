@@ -2,17 +2,18 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::telemetry::LogFormat;
+use crate::telemetry::{ColorChoice, LogFormat};
 
 /// Keeps a Genesys Cloud data table of per-queue agent counts fresh, so Architect flows
 /// read a table (not rate limited) instead of calling the API on every interaction.
 ///
 /// Start with `genesys-queue-sync demo` (no credentials needed), then write a config
-/// (see systemd/config.example.toml), run `check`, then `run`.
+/// (see /etc/genesys-queue-sync/config.toml or systemd/config.example.toml), run
+/// `check`, then `run`.
 #[derive(Debug, Parser)]
-#[command(name = "genesys-queue-sync", version, about, long_about)]
+#[command(name = "genesys-queue-sync", version = crate::version::LONG, about, long_about)]
 pub struct Cli {
     /// Log format: text for people, json for log collectors; auto picks text on a
     /// terminal or under journald, json otherwise.
@@ -25,10 +26,15 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
-    /// Log level or filter (error, warn, info, debug, trace, or a RUST_LOG-style filter).
-    /// Defaults to RUST_LOG, else info.
-    #[arg(long, global = true)]
+    /// Log level (error, warn, info, debug, trace, off) or a filter such as
+    /// `info,genesys_queue_sync=debug`. Defaults to RUST_LOG, else info for `run` and
+    /// `demo` and warn for the one-shot commands.
+    #[arg(long, global = true, value_parser = parse_log_level)]
     pub log_level: Option<String>,
+
+    /// Colour in text logs: auto is on for a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
 
     #[command(subcommand)]
     pub command: Command,
@@ -74,6 +80,22 @@ pub enum Command {
     /// Create or inspect the data table.
     #[command(subcommand)]
     Table(TableCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
+}
+
+impl Command {
+    /// Commands that do one thing and exit: their results go to stdout, and their logs
+    /// stay at warn unless --log-level (or RUST_LOG) asks for more, so the result is not
+    /// buried under the progress of a daemon.
+    pub fn is_one_shot(&self) -> bool {
+        !matches!(self, Command::Run(_) | Command::Demo { .. })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,4 +108,95 @@ pub enum TableCommand {
     },
     /// Create the table if missing, or add missing columns (never removes or retypes).
     Create(ConfigArg),
+}
+
+/// The level names `--log-level` takes alone.
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// Accepts a level or a filter whose every directive ends in a level
+/// (`target=level`, `target[span]=level`). A bare word that is not a level, such as
+/// `verbose`, is valid filter syntax (it enables everything of a target called
+/// `verbose`, and so logs nothing at all); it is always a mistake, so it is refused.
+pub fn parse_log_level(s: &str) -> Result<String, String> {
+    let hint = || {
+        format!(
+            "`{s}` is neither a log level ({}) nor a filter such as `info,genesys_queue_sync=debug`",
+            LEVELS.join(", ")
+        )
+    };
+    let directives: Vec<&str> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if directives.is_empty() {
+        return Err(hint());
+    }
+    for d in &directives {
+        let level = match d.rsplit_once('=') {
+            Some((target, level)) if !target.trim().is_empty() => level,
+            Some(_) => return Err(hint()),
+            None => d,
+        };
+        if !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim())) {
+            return Err(hint());
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(s).map_err(|e| format!("{}: {e}", hint()))?;
+    Ok(s.to_owned())
+}
+
+/// Writes the completion script for `shell`.
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "genesys-queue-sync", out);
+}
+
+/// Writes the man page, with one section per subcommand.
+pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let cmd = Cli::command();
+    clap_mangen::Man::new(cmd).render(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_level_takes_levels_and_filters_and_refuses_the_rest() {
+        for ok in [
+            "info",
+            "DEBUG",
+            "off",
+            "warn,genesys_queue_sync=debug",
+            "genesys_queue_sync::sync=trace",
+        ] {
+            assert_eq!(parse_log_level(ok).as_deref(), Ok(ok), "{ok}");
+        }
+        for bad in ["verbose", "", "info,loud", "=debug", "x=loud", "info,[x"] {
+            let e = parse_log_level(bad).unwrap_err();
+            assert!(e.contains("neither a log level"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn man_page_and_completions_name_every_command() {
+        let mut man = Vec::new();
+        write_man(&mut man).unwrap();
+        let man = String::from_utf8(man).unwrap();
+        assert!(man.starts_with(".ie") || man.contains(".TH"), "roff");
+        for sub in ["run", "once", "check", "queues", "table", "completions"] {
+            assert!(man.contains(sub), "man lacks {sub}");
+        }
+        let mut bash = Vec::new();
+        write_completions(clap_complete::Shell::Bash, &mut bash);
+        let bash = String::from_utf8(bash).unwrap();
+        assert!(bash.contains("complete") && bash.contains("--log-level"));
+    }
 }

@@ -59,7 +59,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     };
     if let Some(l) = listener {
         if let Ok(addr) = l.local_addr() {
-            tracing::info!(%addr, "health and metrics listening (/healthz, /readyz, /metrics)");
+            tracing::info!(%addr, "health and metrics listening (/, /healthz, /readyz, /metrics)");
         }
         let (h, s) = (health.clone(), stop_aux.clone());
         tokio::spawn(async move {
@@ -75,11 +75,15 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     let syncer = Arc::new(Mutex::new(Syncer::new(client, cfg.clone(), health.clone())));
     let (mut sched, ticks) = schedule::cron_ticks(&cfg.schedule.cron).await?;
     tracing::info!(
+        version = %crate::version::VERSION,
+        revision = %crate::version::REVISION,
+        built = %crate::version::BUILD_DATE,
         api = %cfg.api_url,
         table = %cfg.table,
         queues = cfg.queue_names.len() + cfg.queue_ids.len(),
         schedule = %cfg.schedule.cron,
-        "genesys-queue-sync running"
+        "genesys-queue-sync {} running",
+        crate::version::VERSION
     );
     health::notify(&[
         sd_notify::NotifyState::Ready,
@@ -172,7 +176,8 @@ fn log_report(r: &CycleReport, streak: &std::sync::Mutex<FailureStreak>) {
     if let Some(cycles) = streak.succeeded() {
         tracing::info!(
             failed_cycles = cycles,
-            "recovered after {cycles} failed cycles"
+            "recovered after {}",
+            crate::text::count(cycles as usize, "failed cycle", "failed cycles")
         );
     }
     let failed: Vec<&str> = r.failed.iter().map(|(q, _)| q.as_str()).collect();

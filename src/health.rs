@@ -206,6 +206,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = Router::new()
+        .route("/", get(landing))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -244,7 +245,40 @@ async fn readyz(State(h): State<Health>) -> Response {
     }
 }
 
+/// A page for a person who opens the port in a browser: what runs, and the endpoints.
+async fn landing(State(h): State<Health>) -> Response {
+    let ready = match h.readiness() {
+        Readiness::Ready => "ready".to_owned(),
+        Readiness::NotReady(reason) => format!("not ready: {reason}"),
+    };
+    let page = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>genesys-queue-sync</title></head>\n\
+         <body><h1>genesys-queue-sync {version}</h1>\n\
+         <p>revision {revision}, built {date}. {ready}. Last cycle: {summary}</p>\n<ul>\n\
+         <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\n\
+         <li><a href=\"/healthz\">/healthz</a>: liveness (the schedule runs)</li>\n\
+         <li><a href=\"/readyz\">/readyz</a>: readiness (the table is kept fresh)</li>\n\
+         </ul></body></html>\n",
+        version = crate::version::VERSION,
+        revision = crate::version::REVISION,
+        date = crate::version::BUILD_DATE,
+        ready = html_escape(&ready),
+        summary = html_escape(&h.last_summary()),
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 async fn metrics(State(h): State<Health>) -> Response {
+    // The gauge follows the very rule /readyz answers with, evaluated at scrape time.
+    h.metrics
+        .set_ready(matches!(h.readiness(), Readiness::Ready));
     (
         [(
             header::CONTENT_TYPE,

@@ -13,3 +13,5 @@ pub mod metrics;
 pub mod schedule;
 pub mod sync;
 pub mod telemetry;
+pub mod text;
+pub mod version;

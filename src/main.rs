@@ -3,14 +3,42 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use genesys_queue_sync::cli::Cli;
+use genesys_queue_sync::cli::{Cli, Command};
+use genesys_queue_sync::telemetry::{self, LogSettings};
 
 #[cfg(feature = "demo")]
 mod demo;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = genesys_queue_sync::telemetry::init(cli.log_format, cli.log_level.as_deref()) {
+    // Generated text for packagers and shells: no logger, no runtime.
+    match &cli.command {
+        Command::Completions { shell } => {
+            genesys_queue_sync::cli::write_completions(*shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            return match genesys_queue_sync::cli::write_man(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the man page: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
+    let settings = LogSettings {
+        format: cli.log_format,
+        color: cli.color,
+        level: cli.log_level.clone(),
+        default_level: if cli.command.is_one_shot() {
+            "warn"
+        } else {
+            "info"
+        },
+    };
+    if let Err(e) = telemetry::init(&settings) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }

@@ -1,6 +1,15 @@
-//! Prometheus metrics, all named `genesys_queue_sync_*`.
+//! Prometheus metrics: the daemon's own, named `genesys_queue_sync_*`, and the standard
+//! `process_*` family (memory, CPU, start time, file descriptors) read from /proc at
+//! each scrape.
 
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Unit;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -14,10 +23,23 @@ type Labels = Vec<(&'static str, String)>;
 /// The `result` label values of `rows_total`.
 pub const ROW_RESULTS: &[&str] = &["written", "skipped", "deferred", "failed"];
 
+/// Upper bounds of the API latency buckets, in seconds: Genesys answers in tens to
+/// hundreds of milliseconds; the top buckets catch the request timeout (10 s default).
+const API_LATENCY_BUCKETS: [f64; 10] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn api_latency_histogram() -> Histogram {
+    Histogram::new(API_LATENCY_BUCKETS)
+}
+
 /// Every metric the daemon exports; cheap to clone (the handles are shared).
 #[derive(Clone)]
 pub struct Metrics {
     registry: std::sync::Arc<Registry>,
+    pub build_info: Family<Labels, Gauge>,
+    pub ready: Gauge,
+    pub api_request_duration: HistogramFamily,
     pub cycles: Family<Labels, Counter>,
     pub cycle_duration: Histogram,
     pub last_success: Gauge<f64, AtomicU64>,
@@ -38,7 +60,36 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut r = Registry::with_prefix("genesys_queue_sync");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let r = root.sub_registry_with_prefix("genesys_queue_sync");
+        let build_info = Family::<Labels, Gauge>::default();
+        r.register(
+            "build_info",
+            "Always 1; the labels say which build runs (version, git revision, build date)",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&vec![
+                ("version", crate::version::VERSION.to_owned()),
+                ("revision", crate::version::REVISION.to_owned()),
+                ("build_date", crate::version::BUILD_DATE.to_owned()),
+            ])
+            .set(1);
+        let ready = Gauge::default();
+        r.register(
+            "ready",
+            "1 when /readyz answers 200 (logged in, table fits, the last cycle kept rows fresh), else 0",
+            ready.clone(),
+        );
+        let api_request_duration: HistogramFamily =
+            Family::new_with_constructor(api_latency_histogram);
+        r.register_with_unit(
+            "api_request_duration",
+            "Genesys Cloud API request latency by endpoint, from sending to the answer's headers (each attempt)",
+            Unit::Seconds,
+            api_request_duration.clone(),
+        );
         let cycles = Family::<Labels, Counter>::default();
         r.register(
             "cycles",
@@ -108,7 +159,10 @@ impl Metrics {
             let _ = rows.get_or_create(&vec![("result", (*result).to_owned())]);
         }
         Self {
-            registry: std::sync::Arc::new(r),
+            registry: std::sync::Arc::new(root),
+            build_info,
+            ready,
+            api_request_duration,
             cycles,
             cycle_duration,
             last_success,
@@ -133,6 +187,13 @@ impl Metrics {
             .inc();
     }
 
+    /// One attempt's latency, whatever its outcome (transport errors included).
+    pub fn api_latency(&self, endpoint: &'static str, elapsed: Duration) {
+        self.api_request_duration
+            .get_or_create(&vec![("endpoint", endpoint.to_owned())])
+            .observe(elapsed.as_secs_f64());
+    }
+
     pub fn rows_inc(&self, result: &'static str, n: u64) {
         self.rows
             .get_or_create(&vec![("result", result.to_owned())])
@@ -154,11 +215,176 @@ impl Metrics {
             .set(value);
     }
 
+    /// Sets the `ready` gauge (the scrape handler does, from the /readyz verdict).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The `process_*` metrics every Prometheus client library exports, read from /proc at
+/// each scrape (so they cost nothing between scrapes). A value /proc cannot give is left
+/// out rather than reported as 0.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Ok(me) = procfs::process::Process::myself() else {
+            return Ok(());
+        };
+        let mut gauge = |name: &str, help: &str, unit: Option<&Unit>, v: f64| {
+            let g = ConstGauge::new(v);
+            let m = encoder.encode_descriptor(name, help, unit, g.metric_type())?;
+            g.encode(m)
+        };
+        let mut cpu_seconds = None;
+        if let Ok(stat) = me.stat() {
+            let ticks = procfs::ticks_per_second().max(1) as f64;
+            gauge(
+                "process_resident_memory",
+                "Resident memory size",
+                Some(&Unit::Bytes),
+                (stat.rss * procfs::page_size()) as f64,
+            )?;
+            gauge(
+                "process_virtual_memory",
+                "Virtual memory size",
+                Some(&Unit::Bytes),
+                stat.vsize as f64,
+            )?;
+            if let Ok(boot) = procfs::boot_time_secs() {
+                gauge(
+                    "process_start_time",
+                    "Start time of the process since the Unix epoch",
+                    Some(&Unit::Seconds),
+                    boot as f64 + stat.starttime as f64 / ticks,
+                )?;
+            }
+            cpu_seconds = Some((stat.utime + stat.stime) as f64 / ticks);
+        }
+        if let Ok(n) = me.fd_count() {
+            gauge(
+                "process_open_fds",
+                "Number of open file descriptors",
+                None,
+                n as f64,
+            )?;
+        }
+        if let Ok(limits) = me.limits() {
+            if let procfs::process::LimitValue::Value(max) = limits.max_open_files.soft_limit {
+                gauge(
+                    "process_max_fds",
+                    "Maximum number of open file descriptors",
+                    None,
+                    max as f64,
+                )?;
+            }
+        }
+        if let Some(secs) = cpu_seconds {
+            let cpu = ConstCounter::new(secs);
+            let m = encoder.encode_descriptor(
+                "process_cpu",
+                "Total user and system CPU time spent",
+                Some(&Unit::Seconds),
+                cpu.metric_type(),
+            )?;
+            cpu.encode(m)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The value of the one sample of `name` (no labels, or the labels given).
+    fn sample(text: &str, name: &str) -> Option<f64> {
+        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            let (n, v) = l.rsplit_once(' ')?;
+            (n == name || n.starts_with(&format!("{name}{{"))).then(|| v.parse().ok())?
+        })
+    }
+
+    #[test]
+    fn build_info_names_version_and_revision() {
+        let text = Metrics::new().encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("genesys_queue_sync_build_info{"))
+            .unwrap();
+        assert!(
+            line.contains(&format!("version=\"{}\"", crate::version::VERSION)),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("revision=\"{}\"", crate::version::REVISION)),
+            "{line}"
+        );
+        assert!(line.ends_with(" 1"), "{line}");
+    }
+
+    #[test]
+    fn process_metrics_describe_this_process() {
+        let text = Metrics::new().encode();
+        let rss = sample(&text, "process_resident_memory_bytes").unwrap();
+        assert!(
+            rss > 1_000_000.0,
+            "a running test binary has over 1 MB resident: {rss}"
+        );
+        let start = sample(&text, "process_start_time_seconds").unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            start <= now + 1.0 && start > now - 86_400.0,
+            "{start} vs {now}"
+        );
+        assert!(sample(&text, "process_open_fds").unwrap() >= 3.0);
+        assert!(sample(&text, "process_cpu_seconds_total").unwrap() >= 0.0);
+        assert!(
+            text.contains("# TYPE process_cpu_seconds counter"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn api_latency_is_a_histogram_per_endpoint() {
+        let m = Metrics::new();
+        m.api_latency("observations", Duration::from_millis(40));
+        m.api_latency("observations", Duration::from_millis(700));
+        m.api_latency("rows_put", Duration::from_millis(10));
+        let text = m.encode();
+        let count = |ep: &str| {
+            sample(
+                &text,
+                &format!(
+                    "genesys_queue_sync_api_request_duration_seconds_count{{endpoint=\"{ep}\"}}"
+                ),
+            )
+        };
+        assert_eq!(count("observations"), Some(2.0));
+        assert_eq!(count("rows_put"), Some(1.0));
+        assert!(text.contains(
+            "genesys_queue_sync_api_request_duration_seconds_bucket{le=\"0.05\",endpoint=\"observations\"} 1"
+        ), "{text}");
+    }
+
+    #[test]
+    fn ready_gauge_follows_set_ready() {
+        let m = Metrics::new();
+        assert_eq!(sample(&m.encode(), "genesys_queue_sync_ready"), Some(0.0));
+        m.set_ready(true);
+        assert_eq!(sample(&m.encode(), "genesys_queue_sync_ready"), Some(1.0));
     }
 }

@@ -393,23 +393,52 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
         ("rows", "counter", None),
         ("skipped_ticks", "counter", None),
         ("queue_value", "gauge", None),
+        ("build_info", "gauge", None),
+        ("ready", "gauge", None),
+        ("api_request_duration_seconds", "histogram", Some("seconds")),
     ];
-    for (fam, ty, unit) in families {
-        let name = format!("{P}{fam}");
+    // The process_* families every Prometheus client exports, unprefixed.
+    let process: &[(&str, &str, Option<&str>)] = &[
+        ("process_resident_memory_bytes", "gauge", Some("bytes")),
+        ("process_virtual_memory_bytes", "gauge", Some("bytes")),
+        ("process_start_time_seconds", "gauge", Some("seconds")),
+        ("process_cpu_seconds", "counter", Some("seconds")),
+        ("process_open_fds", "gauge", None),
+        ("process_max_fds", "gauge", None),
+    ];
+    let prefixed = families.iter().map(|(f, t, u)| (format!("{P}{f}"), t, u));
+    let unprefixed = process.iter().map(|(f, t, u)| ((*f).to_owned(), t, u));
+    for (name, ty, unit) in prefixed.chain(unprefixed) {
         assert_eq!(m.types.get(&name).map(String::as_str), Some(*ty), "{name}");
         assert!(m.helps.get(&name).is_some_and(|h| !h.is_empty()), "{name}");
         assert_eq!(m.units.get(&name).map(String::as_str), *unit, "{name}");
     }
     assert_eq!(
         m.types.len(),
-        families.len(),
+        families.len() + process.len(),
         "no undocumented families: {:?}",
         m.types.keys()
     );
     for s in &m.samples {
-        assert!(s.name.starts_with(P), "{}", s.name);
+        assert!(
+            s.name.starts_with(P) || s.name.starts_with("process_"),
+            "{}",
+            s.name
+        );
         assert!(s.value.is_finite() && s.value >= 0.0, "{s:?}");
     }
+
+    // Which build runs, and the readiness verdict as a number.
+    let info = m.find(&format!("{P}build_info"), &[]);
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(info[0].value, 1.0);
+    assert_eq!(info[0].labels["version"], env!("CARGO_PKG_VERSION"));
+    assert!(!info[0].labels["revision"].is_empty());
+    let (ready_status, _) = d.ready().await;
+    let (_, _, again) = d.get("/metrics").await;
+    let ready = Exposition::parse(&again).value(&format!("{P}ready"), &[]);
+    assert_eq!(ready, if ready_status == 200 { 1.0 } else { 0.0 });
+    assert!(m.value("process_resident_memory_bytes", &[]) > 1e6);
 
     // Cycles by outcome; the histogram counts each of them once. (A cycle may finish
     // between the hook and the scrape, hence "at least".)
@@ -464,6 +493,24 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
     assert!(req("datatables", "200") >= 1.0);
     assert!(req("datatable_rows", "200") >= 1.0);
     assert!(req("datatable_row", "200") >= 2.0, "both rows created");
+    // One latency observation per request answered or failed, per endpoint.
+    for endpoint in ["oauth_token", "queue_observations", "datatable_row"] {
+        let latency = m.value(
+            &format!("{P}api_request_duration_seconds_count"),
+            &[("endpoint", endpoint)],
+        );
+        let requests: f64 = m
+            .find(&format!("{P}api_requests_total"), &[("endpoint", endpoint)])
+            .iter()
+            .map(|s| s.value)
+            .sum();
+        // The two are recorded one after the other while cycles keep running, so a
+        // scrape may fall between them for the requests in flight (at most 4 at once).
+        assert!(
+            latency >= 1.0 && (latency - requests).abs() <= 4.0,
+            "{endpoint}: {latency} timings for {requests} requests"
+        );
+    }
     for s in m.find(&format!("{P}api_requests_total"), &[]) {
         assert_eq!(
             s.labels.keys().collect::<Vec<_>>(),
@@ -531,6 +578,18 @@ async fn unknown_paths_are_404_and_healthz_is_plain_text() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let (status, _, _) = d.get("/nope").await;
     assert_eq!(status, 404);
+    // The landing page names the build and links the three endpoints.
+    let (status, ctype, page) = d.get("/").await;
+    assert_eq!(status, 200);
+    assert!(ctype.is_some_and(|c| c.starts_with("text/html")));
+    for link in ["href=\"/metrics\"", "href=\"/healthz\"", "href=\"/readyz\""] {
+        assert!(page.contains(link), "{link}: {page}");
+    }
+    assert!(page.contains(genesys_queue_sync::version::LONG.split(' ').next().unwrap()));
+    assert!(
+        page.contains(genesys_queue_sync::version::REVISION),
+        "{page}"
+    );
     // A scrape at any time is a complete exposition.
     let (status, _, text) = d.get("/metrics").await;
     assert_eq!(status, 200);

@@ -1,5 +1,5 @@
 //! Operating the real binary: systemd notifications (READY/STATUS/WATCHDOG/STOPPING on a
-//! NOTIFY_SOCKET the test binds), log formats (JSON lines, no timestamps under journald),
+//! NOTIFY_SOCKET the test binds), JSON log lines (journald and colour: tests/cli.rs),
 //! and the table bootstrap commands (`table schema`, `table create`) against the simulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -392,71 +392,6 @@ async fn a_listen_address_in_use_fails_at_start_without_ready() {
 }
 
 // ---------------------------------------------------------------- logs
-
-fn starts_with_timestamp(line: &str) -> bool {
-    let b = line.as_bytes();
-    b.len() > 20
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_logs_carry_no_timestamp_under_journald() {
-    let sim = spawn_sim(SimOptions::default()).await;
-    add_busy_queue(&sim, "Sales");
-    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
-    let run = |args: &'static [&'static str], journald: bool| {
-        let mut cmd = Command::new(bin());
-        cmd.args(args)
-            .arg("--config")
-            .arg(&cfg.path)
-            .env_clear()
-            .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
-            .kill_on_drop(true);
-        if journald {
-            cmd.env("JOURNAL_STREAM", "8:123456");
-        }
-        async move {
-            let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(out.status.success(), "{out:?}");
-            let stderr = String::from_utf8(out.stderr).unwrap();
-            stderr.lines().map(str::to_owned).collect::<Vec<_>>()
-        }
-    };
-
-    // Under journald, auto picks text, and the journal adds the time: none in the line.
-    for args in [&["once"][..], &["--log-format", "text", "once"][..]] {
-        let lines = run(args, true).await;
-        assert!(
-            lines.iter().any(|l| l.contains("obtained an access token")),
-            "{lines:?}"
-        );
-        for l in &lines {
-            assert!(!starts_with_timestamp(l), "{args:?}: {l}");
-            assert!(!l.starts_with('{'), "text, not JSON: {l}");
-            assert!(!l.contains('\x1b'), "no colour codes in the journal: {l:?}");
-            assert!(
-                ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
-                    .iter()
-                    .any(|lvl| l.trim_start().starts_with(lvl)),
-                "the line starts with its level: {l}"
-            );
-        }
-    }
-    // Elsewhere, text carries its timestamp, and auto on a pipe is JSON.
-    let lines = run(&["--log-format", "text", "once"], false).await;
-    assert!(lines.iter().all(|l| starts_with_timestamp(l)), "{lines:?}");
-    let lines = run(&["once"], false).await;
-    assert!(!lines.is_empty());
-    for v in json_lines(&lines) {
-        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{v}");
-    }
-}
 
 // ---------------------------------------------------------------- table bootstrap
 

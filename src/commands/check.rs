@@ -89,7 +89,10 @@ pub async fn check(path: &Path) -> u8 {
                     n > 0,
                     "queues.match/divisions",
                     &if n > 0 {
-                        format!("{n} queues selected in all (see `genesys-queue-sync queues`)")
+                        format!(
+                            "{} selected in all (see `genesys-queue-sync queues`)",
+                            crate::text::count(n, "queue", "queues")
+                        )
                     } else {
                         "match no queue; fix: check the patterns (* is the wildcard) and division names or ids".to_owned()
                     },
@@ -100,8 +103,8 @@ pub async fn check(path: &Path) -> u8 {
                     false,
                     "table limit",
                     &format!(
-                        "{} queues are left out (a table holds 5,000 rows), e.g. {}; fix: narrow queues.match or queues.divisions",
-                        res.left_out.len(),
+                        "{} left out (a table holds 5,000 rows), e.g. {}; fix: narrow queues.match or queues.divisions",
+                        crate::text::count(res.left_out.len(), "queue is", "queues are"),
                         res.left_out
                             .iter()
                             .take(5)

@@ -59,8 +59,8 @@ impl Estimate {
             return (
                 need <= budget,
                 format!(
-                    "import mode: about {need:.0} requests/minute for {} queues (budget {budget:.0})",
-                    self.queues
+                    "import mode: about {need:.0} requests/minute for {} (budget {budget:.0})",
+                    crate::text::count(self.queues, "queue", "queues")
                 ),
             );
         }
@@ -69,8 +69,8 @@ impl Estimate {
             return (
                 true,
                 format!(
-                    "about {need:.0} requests/minute for {} queues with 10% changing per cycle (budget {budget:.0})",
-                    self.queues
+                    "about {need:.0} requests/minute for {} with 10% changing per cycle (budget {budget:.0})",
+                    crate::text::count(self.queues, "queue", "queues")
                 ),
             );
         }
@@ -101,9 +101,9 @@ impl Estimate {
         (
             false,
             format!(
-                "rows mode needs about {need:.0} requests/minute for {} queues with 10% changing per cycle, over the budget of {budget:.0}; \
+                "rows mode needs about {need:.0} requests/minute for {} with 10% changing per cycle, over the budget of {budget:.0}; \
                  fix: write_mode = \"import\" with table.owned = true (about {:.0}/minute), {refresh_hint}",
-                self.queues,
+                crate::text::count(self.queues, "queue", "queues"),
                 self.import_per_minute(),
             ),
         )

@@ -62,6 +62,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         }
         Command::Table(TableCommand::Schema { config: _ }) => table::schema(),
         Command::Table(TableCommand::Create(c)) => with_config(&c.config, table::create).await,
+        // Written by main before the logger and the runtime start.
+        Command::Completions { .. } | Command::Man => exit::OK,
     }
 }
 

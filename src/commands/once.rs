@@ -70,11 +70,14 @@ pub fn render_report(r: &CycleReport) -> String {
         out,
         "{}",
         if r.dry_run {
-            format!("dry run: {} queues read, nothing written", r.observed.len())
+            format!(
+                "dry run: {} read, nothing written",
+                crate::text::count(r.observed.len(), "queue", "queues")
+            )
         } else {
             format!(
-                "{} rows written{}, {} unchanged, {} deferred to the next cycle (budget), {} failed, {} ms",
-                r.written,
+                "{} written{}, {} unchanged, {} deferred to the next cycle (budget), {} failed, {} ms",
+                crate::text::count(r.written, "row", "rows"),
                 if r.imported { " by one import job" } else { "" },
                 r.skipped,
                 r.deferred,

@@ -35,14 +35,17 @@ pub async fn command(cfg: Config) -> u8 {
         println!("{:<width$}  {:<36}  {}", t.name, t.id, t.division);
     }
     println!();
-    println!("{} queues selected", res.targets.len());
+    println!(
+        "{} selected",
+        crate::text::count(res.targets.len(), "queue", "queues")
+    );
     for m in &res.missing {
         println!("✗ not found: {m}");
     }
     if !res.left_out.is_empty() {
         println!(
-            "✗ {} queues left out: a table holds at most 5,000 rows",
-            res.left_out.len()
+            "✗ {} left out: a table holds at most 5,000 rows",
+            crate::text::count(res.left_out.len(), "queue", "queues")
         );
     }
     let est = Estimate::new(&cfg, res.targets.len());

@@ -194,6 +194,7 @@ impl TokenSource {
     }
 
     async fn login(&self) -> Result<(SecretString, Duration), AuthError> {
+        let sent = std::time::Instant::now();
         let resp = self
             .http
             .post(&self.token_url)
@@ -202,6 +203,7 @@ impl TokenSource {
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await;
+        self.metrics.api_latency("oauth_token", sent.elapsed());
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {

@@ -266,7 +266,9 @@ impl Client {
             if let Some(body) = &req.body {
                 builder = builder.json(body);
             }
+            let sent = std::time::Instant::now();
             let result = self.cancellable(builder.send()).await?;
+            inner.metrics.api_latency(endpoint, sent.elapsed());
             let retry_in = match result {
                 Err(e) => {
                     inner.metrics.api_request(endpoint, 0);
@@ -362,7 +364,9 @@ impl Client {
             for (k, v) in headers {
                 builder = builder.header(k.as_str(), v.as_str());
             }
+            let sent = std::time::Instant::now();
             let result = self.cancellable(builder.send()).await?;
+            self.inner.metrics.api_latency(endpoint, sent.elapsed());
             let retry_in = match result {
                 Ok(resp) if resp.status().is_success() => {
                     self.inner
