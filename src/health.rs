@@ -112,12 +112,15 @@ impl Health {
     /// values (rows skipped because their values did not change count as fresh; 0 when
     /// the cycle failed), summed up by `summary`.
     pub fn cycle_finished(&self, fresh: usize, summary: &str) {
+        // The summary quotes errors, which quote answers: shown on /readyz and in the
+        // systemd status, so scrubbed like a log line.
+        let summary = crate::redact::scrub(summary);
         self.with(|i| {
             // Nothing is fresh in a table the cycle found gone.
             i.last_ok_queues = if i.table_ok { fresh } else { 0 };
-            i.last_summary = summary.to_owned();
+            i.last_summary = summary.clone();
         });
-        notify(&[sd_notify::NotifyState::Status(summary)]);
+        notify(&[sd_notify::NotifyState::Status(&summary)]);
     }
 
     /// How long the schedule has been stalled, if it is: no cycle started and no tick

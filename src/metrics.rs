@@ -209,7 +209,8 @@ impl Metrics {
     pub fn queue_value(&self, queue: &str, column: &str, value: i64) {
         self.queue_values
             .get_or_create(&vec![
-                ("queue", queue.to_owned()),
+                // A label is exported as is: never let a secret ride on a queue name.
+                ("queue", crate::redact::scrub(queue)),
                 ("column", column.to_owned()),
             ])
             .set(value);

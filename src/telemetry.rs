@@ -218,7 +218,8 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<LogControl> {
     let p = plan(settings, &env);
     let quiet = settings.level.is_some() || !p.explicit;
     let (filter, handle) = reload::Layer::new(build_filter(&p.filter, quiet)?);
-    let fmt = fmt_layer(&p, std::io::stderr);
+    // Every line passes the secret scrubber, whatever the event carries.
+    let fmt = fmt_layer(&p, || crate::redact::Scrubbing::new(std::io::stderr()));
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)

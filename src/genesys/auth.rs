@@ -2,8 +2,14 @@
 //!
 //! Renewal is single-flight: the state sits behind an async mutex, so concurrent callers
 //! needing a token wait for the one renewal in progress instead of starting their own.
-//! After a failed login the next attempt waits (exponential, capped), so a broken
-//! secret or a down login service is retried slowly, never in a loop.
+//! After a failed login the next attempt waits, so nothing ever retries in a loop:
+//! - the login service unavailable (no answer, 5xx, 408) or answering garbage: a fault
+//!   that passes by itself. The next *cycle* may try again ([`TokenSource::cycle_due`]),
+//!   so rows converge at the first tick after the outage, and no more than one login
+//!   is attempted per tick; between ticks (or within a cycle) the exponential wait holds.
+//! - a throttled login (429, or 400 "rate limit exceeded"): its Retry-After, never less.
+//! - refused credentials (401/400 invalid_client ...): a misconfiguration, which does not
+//!   pass by itself: exponential, 1 s doubling to 5 minutes, whatever the schedule.
 
 use std::time::Duration;
 
@@ -15,6 +21,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::metrics::Metrics;
+use crate::redact;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
@@ -25,7 +32,7 @@ pub enum AuthError {
     InvalidCredentials { status: u16, code: String },
     #[error("login rate limited by Genesys Cloud; retrying in {}s", retry_in.as_secs())]
     RateLimited { retry_in: Duration },
-    #[error("login service unavailable: {message}; retrying in {}s", retry_in.as_secs())]
+    #[error("login service unavailable: {message}; retrying at the next cycle")]
     Unavailable { message: String, retry_in: Duration },
     #[error("login answered something unexpected: {message}")]
     Malformed { message: String },
@@ -111,6 +118,21 @@ impl TokenSource {
         }
     }
 
+    /// A cycle is due (a tick arrived): a login that failed because of a fault that passes
+    /// by itself (the login service down or answering garbage) may be tried again now,
+    /// once, instead of waiting out the exponential backoff: the backoff must not outlive
+    /// the outage by minutes. A throttled login keeps its Retry-After and refused
+    /// credentials keep their backoff.
+    pub async fn cycle_due(&self) {
+        let mut s = self.state.lock().await;
+        if matches!(
+            s.last_error,
+            Some(AuthError::Unavailable { .. } | AuthError::Malformed { .. })
+        ) {
+            s.not_before = None;
+        }
+    }
+
     /// A valid token, logging in if there is none or it is due for renewal.
     pub async fn token(&self) -> Result<SecretString, AuthError> {
         let mut s = self.state.lock().await;
@@ -134,6 +156,7 @@ impl TokenSource {
         }
         match self.login().await {
             Ok((value, lifetime)) => {
+                redact::register_token(&value);
                 self.metrics.token_renewals.inc();
                 tracing::info!(
                     expires_in_s = lifetime.as_secs(),
@@ -209,7 +232,7 @@ impl TokenSource {
             Err(e) => {
                 self.metrics.api_request("oauth_token", 0);
                 return Err(AuthError::Unavailable {
-                    message: super::describe_transport(&e),
+                    message: redact::excerpt(&super::describe_transport(&e)),
                     retry_in: Duration::ZERO,
                 });
             }
@@ -218,7 +241,7 @@ impl TokenSource {
         self.metrics.api_request("oauth_token", status.as_u16());
         let retry_in = super::retry_after(resp.headers());
         let body = resp.bytes().await.map_err(|e| AuthError::Unavailable {
-            message: super::describe_transport(&e),
+            message: redact::excerpt(&super::describe_transport(&e)),
             retry_in: Duration::ZERO,
         })?;
         if body.len() > 64 * 1024 {
@@ -229,7 +252,10 @@ impl TokenSource {
         if status.is_success() {
             let t: TokenResponse =
                 super::decode_object(&body).map_err(|e| AuthError::Malformed {
-                    message: format!("token answer is not the expected JSON: {e}"),
+                    // serde quotes the value it choked on: that may be the token itself.
+                    message: redact::excerpt(&format!(
+                        "token answer is not the expected JSON: {e}"
+                    )),
                 })?;
             if t.token_type
                 .as_deref()
@@ -270,7 +296,10 @@ impl TokenSource {
         }
         Err(AuthError::InvalidCredentials {
             status: status.as_u16(),
-            code: err.error.unwrap_or_else(|| "error".into()),
+            // Text from the network, shown in logs and `check`: redacted and short.
+            code: err
+                .error
+                .map_or_else(|| "error".into(), |c| redact::cap(&redact::excerpt(&c), 80)),
         })
     }
 }

@@ -281,10 +281,7 @@ pub async fn for_each_row(
         .query("pageNumber", page.to_string())
         .query("showbrief", brief.to_string());
         let body = client.send(req).await?;
-        let listing = parse_rows_page(&body).map_err(|message| ApiError::Decode {
-            endpoint: ROWS,
-            message,
-        })?;
+        let listing = parse_rows_page(&body).map_err(|message| ApiError::decode(ROWS, message))?;
         let got = listing.rows.len();
         listing.rows.into_iter().for_each(&mut f);
         if !super::has_next_page(page, listing.page_count, got, ROWS_PAGE_SIZE, MAX_PAGES) {
@@ -541,8 +538,7 @@ pub async fn import_replace_all(
                     .as_ref()
                     .and_then(|e| e.get("message"))
                     .and_then(Value::as_str)
-                    .unwrap_or("no reason given")
-                    .to_owned();
+                    .map_or_else(|| "no reason given".to_owned(), crate::redact::excerpt);
                 return Err(ApiError::Status {
                     endpoint: IMPORT,
                     status: 422,

@@ -22,6 +22,7 @@ use url::Url;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::redact;
 use auth::{AuthError, TokenSource};
 use limiter::Limiter;
 
@@ -87,6 +88,23 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A decode error whose message may quote the answer (serde quotes values): redacted
+    /// and capped like any text received from the network.
+    pub fn decode(endpoint: &'static str, message: impl AsRef<str>) -> Self {
+        Self::Decode {
+            endpoint,
+            message: redact::excerpt(message.as_ref()),
+        }
+    }
+
+    /// A transport error, redacted and capped.
+    pub fn transport(endpoint: &'static str, message: impl AsRef<str>) -> Self {
+        Self::Transport {
+            endpoint,
+            message: redact::excerpt(message.as_ref()),
+        }
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status { status, .. } => Some(*status),
@@ -196,6 +214,7 @@ impl Client {
             // Redirects could carry the bearer token elsewhere; the API never redirects.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        redact::register_credentials(&cfg.client_id, &cfg.client_secret);
         let auth = TokenSource::new(
             http.clone(),
             &cfg.login_url,
@@ -235,10 +254,7 @@ impl Client {
     ) -> Result<T, ApiError> {
         let endpoint = req.endpoint;
         let bytes = self.send(req).await?;
-        decode_object(&bytes).map_err(|e| ApiError::Decode {
-            endpoint,
-            message: e.to_string(),
-        })
+        decode_object(&bytes).map_err(|e| ApiError::decode(endpoint, e.to_string()))
     }
 
     /// Sends a request through the pipeline and returns the raw body of a 2xx answer.
@@ -274,9 +290,9 @@ impl Client {
                     inner.metrics.api_request(endpoint, 0);
                     let message = describe_transport(&e);
                     if attempt >= inner.retry.max_attempts {
-                        return Err(ApiError::Transport { endpoint, message });
+                        return Err(ApiError::transport(endpoint, message));
                     }
-                    tracing::debug!(endpoint, attempt, error = %message, "request failed, will retry");
+                    tracing::debug!(endpoint, attempt, error = %redact::excerpt(&message), "request failed, will retry");
                     self.backoff(attempt)
                 }
                 Ok(resp) => {
@@ -356,7 +372,10 @@ impl Client {
         body: Vec<u8>,
     ) -> Result<(), ApiError> {
         let url = crate::config::parse_upload_url(url)
-            .map_err(|message| ApiError::Decode { endpoint, message })?;
+            .map_err(|message| ApiError::decode(endpoint, message))?;
+        // The URL's query is its authorization: scrub it from anything shown from now on
+        // (storage services echo the signature they were given in their error bodies).
+        redact::register_upload_url(&url);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -391,15 +410,12 @@ impl Client {
                 }
                 Err(e) if attempt < self.inner.retry.max_attempts => {
                     self.inner.metrics.api_request(endpoint, 0);
-                    tracing::debug!(endpoint, error = %describe_transport(&e), "upload failed, will retry");
+                    tracing::debug!(endpoint, error = %redact::excerpt(&describe_transport(&e)), "upload failed, will retry");
                     self.backoff(attempt)
                 }
                 Err(e) => {
                     self.inner.metrics.api_request(endpoint, 0);
-                    return Err(ApiError::Transport {
-                        endpoint,
-                        message: describe_transport(&e),
-                    });
+                    return Err(ApiError::transport(endpoint, describe_transport(&e)));
                 }
             };
             self.cancellable(tokio::time::sleep(retry_in)).await?;
@@ -440,32 +456,32 @@ impl Client {
         mut resp: reqwest::Response,
     ) -> Result<Vec<u8>, ApiError> {
         if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
-            return Err(ApiError::Decode {
+            return Err(ApiError::decode(
                 endpoint,
-                message: format!("body larger than {MAX_BODY} bytes"),
-            });
+                format!("body larger than {MAX_BODY} bytes"),
+            ));
         }
         let mut body = Vec::new();
         loop {
             let chunk = self
                 .cancellable(resp.chunk())
                 .await?
-                .map_err(|e| ApiError::Transport {
-                    endpoint,
-                    message: describe_transport(&e),
-                })?;
+                .map_err(|e| ApiError::transport(endpoint, describe_transport(&e)))?;
             let Some(chunk) = chunk else { break };
             if body.len() + chunk.len() > MAX_BODY {
-                return Err(ApiError::Decode {
+                return Err(ApiError::decode(
                     endpoint,
-                    message: format!("body larger than {MAX_BODY} bytes"),
-                });
+                    format!("body larger than {MAX_BODY} bytes"),
+                ));
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
     }
 
+    /// The error for a non-2xx answer. Its body is text from the network: gateways and
+    /// proxies echo the request's headers (the bearer token) into it, so code and message
+    /// are redacted and capped before they can reach a log, `/readyz` or a command's output.
     async fn status_error(&self, endpoint: &'static str, resp: reqwest::Response) -> ApiError {
         let status = resp.status().as_u16();
         let body = self.read_body(endpoint, resp).await.unwrap_or_default();
@@ -473,24 +489,17 @@ impl Client {
         ApiError::Status {
             endpoint,
             status,
-            code: parsed.code.unwrap_or_else(|| "error".to_owned()),
-            message: parsed
-                .message
-                .map(|m| truncate(&m, 300))
-                .unwrap_or_else(|| truncate(&String::from_utf8_lossy(&body), 300)),
+            code: parsed.code.map_or_else(
+                || "error".to_owned(),
+                |c| redact::cap(&redact::excerpt(&c), 80),
+            ),
+            message: redact::excerpt(
+                &parsed
+                    .message
+                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()),
+            ),
         }
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// A transport error without the URL (which reqwest includes) to keep messages short.
@@ -581,7 +590,7 @@ mod tests {
     #[test]
     fn long_messages_are_cut_on_char_boundaries() {
         let s = "ü".repeat(400);
-        let t = truncate(&s, 301);
+        let t = redact::cap(&s, 301);
         assert!(t.ends_with('…'));
     }
 }

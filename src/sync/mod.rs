@@ -92,6 +92,9 @@ impl Syncer {
 
     async fn cycle(&mut self, dry_run: bool, report: &mut CycleReport) -> Result<(), CycleError> {
         let (client, health) = (&self.client, &self.health);
+        // A cycle is due: a login that failed because the service was down may be tried
+        // again now (once), so rows converge at the first tick after an outage.
+        client.auth().cycle_due().await;
         let logged_in = client.auth().token().await;
         health.set_logged_in(logged_in.is_ok());
         logged_in.map_err(ApiError::from)?;
