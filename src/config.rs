@@ -510,8 +510,9 @@ impl Validator<'_> {
         };
 
         let (table, key_by, write_mode, table_owned) = self.table(raw.table)?;
-        let (queue_names, queue_ids, selection, resolve_every) = self.queues(raw.queues)?;
         let rows = self.rows(&raw.rows)?;
+        self.heartbeat_collision(&raw.rows, &raw.queues, key_by, &rows)?;
+        let (queue_names, queue_ids, selection, resolve_every) = self.queues(raw.queues)?;
 
         let schedule = match &raw.schedule.cron {
             None => Schedule::parse("0 * * * * *").map_err(|e| {
@@ -703,6 +704,42 @@ impl Validator<'_> {
             p.heartbeat_key = (!k.is_empty() && k != "off").then(|| k.to_owned());
         }
         Ok(p)
+    }
+
+    /// The heartbeat row must not be a queue's row: it would overwrite that queue's counts
+    /// with a row of none. Row keys are compared case-insensitively (queue names are
+    /// matched so, and whether the table's keys are case-sensitive is not documented).
+    fn heartbeat_collision(
+        &self,
+        r: &RawRows,
+        q: &RawQueues,
+        key_by: KeyBy,
+        rows: &RowsPolicy,
+    ) -> Result<(), ConfigError> {
+        let Some(hb) = &rows.heartbeat_key else {
+            return Ok(());
+        };
+        let (list, what, list_key) = match key_by {
+            KeyBy::Name => (&q.names, "name", "queues.names"),
+            KeyBy::Id => (&q.ids, "id", "queues.ids"),
+        };
+        let Some(clash) = list
+            .iter()
+            .find(|n| n.get_ref().trim().eq_ignore_ascii_case(hb))
+        else {
+            return Ok(());
+        };
+        let fix = "set rows.heartbeat_key to a key no queue uses (e.g. \"_genesys_queue_sync_heartbeat\"), or \"off\"";
+        let problem = format!(
+            "the heartbeat row key `{hb}` is also the row key of a configured queue ({what} `{}`): \
+             the heartbeat would overwrite that queue's row with a row of no counts",
+            clash.get_ref().trim()
+        );
+        Err(match &r.heartbeat_key {
+            Some(k) => ConfigError::new("rows.heartbeat_key", problem, fix).at(self.line(k)),
+            // The default key: point at the queue, the line the user wrote.
+            None => ConfigError::new(list_key, problem, fix).at(self.line(clash)),
+        })
     }
 
     fn table(
@@ -1277,5 +1314,45 @@ names = ["Sales", "Support"]
     fn secret_never_in_debug() {
         let c = parse(BASE, &with_secret()).unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_heartbeat_key_that_is_a_queues_row_key_is_refused_with_key_line_and_fix() {
+        // The default key against a queue of that name: points at the queue's line.
+        let text = BASE.replace(
+            r#"names = ["Sales", "Support"]"#,
+            "names = [\n  \"Sales\",\n  \"_Heartbeat\",\n]",
+        );
+        let e = parse(&text, &with_secret()).unwrap_err();
+        assert_eq!(e.key, "queues.names");
+        assert_eq!(e.line, Some(12));
+        assert!(e.problem.contains("`_heartbeat`"), "{e}");
+        assert!(e.fix.contains("rows.heartbeat_key"), "{e}");
+        // An explicit key naming a configured queue: points at heartbeat_key.
+        let text = format!("{BASE}\n[rows]\nheartbeat_key = \"Support\"\n");
+        let e = parse(&text, &with_secret()).unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("rows.heartbeat_key", Some(13)));
+        // With rows keyed by id, a queue id is what collides, not a name.
+        let by_id = BASE.replace(
+            "name = \"QueueAgentCounts\"",
+            "name = \"QueueAgentCounts\"\nkey = \"id\"",
+        );
+        let text = format!("{by_id}ids = [\"hb-1\"]\n\n[rows]\nheartbeat_key = \"HB-1\"\n");
+        let e = parse(&text, &with_secret()).unwrap_err();
+        assert_eq!(e.key, "rows.heartbeat_key");
+        let text = format!("{by_id}\n[rows]\nheartbeat_key = \"Sales\"\n");
+        assert!(
+            parse(&text, &with_secret()).is_ok(),
+            "a name is no row key when key = id"
+        );
+        // Off: nothing to collide with.
+        let text = format!("{BASE}\n[rows]\nheartbeat_key = \"off\"\n");
+        assert!(
+            parse(
+                &text.replace("\"Support\"", "\"_heartbeat\""),
+                &with_secret()
+            )
+            .is_ok()
+        );
     }
 }

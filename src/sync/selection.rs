@@ -29,6 +29,10 @@ pub struct Resolution {
     pub missing: Vec<String>,
     /// Queues matched but left out because the table holds at most 5,000 rows.
     pub left_out: Vec<String>,
+    /// Why a listing behind this resolution was not trusted to be complete (see
+    /// [`queues::Listed`]); None when every listing checked out. A queue absent from an
+    /// incomplete resolution is not gone.
+    pub doubt: Option<String>,
 }
 
 /// The selection as it stands between cycles.
@@ -181,12 +185,21 @@ pub async fn resolve(client: &Client, cfg: &Config) -> Result<Resolution, ApiErr
             res.targets.push(target(cfg.key_by, q));
         }
     };
+    if let Some(l) = &listing {
+        res.doubt.clone_from(&l.doubt);
+    }
     let names: Vec<(String, Option<Queue>)> = match &listing {
-        Some(all) => queues::match_names(all, cfg.queue_names.iter().map(String::as_str)),
+        Some(all) => queues::match_names(&all.queues, cfg.queue_names.iter().map(String::as_str)),
         None => {
             let mut v = Vec::new();
             for name in &cfg.queue_names {
-                v.push((name.clone(), queues::find_by_name(client, name).await?));
+                let (found, complete) = queues::lookup_name(client, name).await?;
+                if !complete && res.doubt.is_none() {
+                    res.doubt = Some(format!(
+                        "the lookup of name \"{name}\" was not consistent with itself"
+                    ));
+                }
+                v.push((name.clone(), found));
             }
             v
         }
@@ -200,11 +213,18 @@ pub async fn resolve(client: &Client, cfg: &Config) -> Result<Resolution, ApiErr
     if !cfg.queue_ids.is_empty() {
         let found: Vec<Queue> = match &listing {
             Some(all) => all
+                .queues
                 .iter()
                 .filter(|q| cfg.queue_ids.contains(&q.id))
                 .cloned()
                 .collect(),
-            None => queues::find_by_ids(client, &cfg.queue_ids).await?,
+            None => {
+                let got = queues::find_by_ids(client, &cfg.queue_ids).await?;
+                if res.doubt.is_none() {
+                    res.doubt = got.doubt;
+                }
+                got.queues
+            }
         };
         for id in &cfg.queue_ids {
             match found.iter().find(|q| &q.id == id) {
@@ -215,6 +235,7 @@ pub async fn resolve(client: &Client, cfg: &Config) -> Result<Resolution, ApiErr
     }
     if let Some(all) = &listing {
         let mut matched: Vec<&Queue> = all
+            .queues
             .iter()
             .filter(|q| {
                 let by_pattern = if sel.patterns.is_empty() {
