@@ -1,8 +1,8 @@
 //! The daemon's run loop: the health listener, then a cycle now and on every cron tick
-//! until shutdown, each cycle's report turned into log lines.
+//! until shutdown; and [`Signals`], the one place a cycle's report becomes log lines,
+//! metrics and health (each line and its metrics emitted together).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -14,7 +14,7 @@ use crate::genesys::{Client, RetryPolicy};
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::schedule::{self, Exit, Grace};
-use crate::sync::{CycleReport, Syncer};
+use crate::sync::{CycleReport, Outcome, Syncer};
 
 /// Called after every cycle (the demo draws the table from it).
 pub type CycleHook = Arc<dyn Fn(&CycleReport) + Send + Sync>;
@@ -71,8 +71,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     tokio::spawn(health::watchdog(health.clone(), stop_aux.clone()));
 
     let abandon = CancellationToken::new();
-    let client = Client::with_policy(&cfg, metrics, abandon.clone(), opts.retry)?;
-    let syncer = Arc::new(Mutex::new(Syncer::new(client, cfg.clone(), health.clone())));
+    let client = Client::with_policy(&cfg, metrics.clone(), abandon.clone(), opts.retry)?;
     let (mut sched, ticks) = schedule::cron_ticks(&cfg.schedule.cron).await?;
     tracing::info!(
         version = %crate::version::VERSION,
@@ -90,25 +89,33 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
         sd_notify::NotifyState::Status("running, first cycle"),
     ]);
 
-    let counter = Arc::new(AtomicU64::new(0));
-    let streak = Arc::new(std::sync::Mutex::new(FailureStreak::default()));
+    // Cycles never overlap (the schedule skips a tick while one runs), so the state
+    // between cycles sits behind one lock, taken for a whole cycle. Whatever replaces the
+    // pipeline (a new config) does so between cycles, under this lock.
+    let state = Arc::new(Mutex::new(Cycles {
+        syncer: Syncer::new(client, cfg.clone()),
+        signals: Signals::new(metrics, health.clone()),
+        done: 0,
+    }));
     let hook = opts.on_cycle.clone();
     let exit = schedule::drive(
         ticks,
         health.clone(),
         move || {
-            let syncer = syncer.clone();
+            let state = state.clone();
             let hook = hook.clone();
-            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-            let streak = streak.clone();
             async move {
-                let report = syncer.lock().await.run_cycle(false).await;
-                log_report(&report, &streak);
+                let mut state = state.lock().await;
+                state.done += 1;
+                let n = state.done;
+                let report = state
+                    .cycle()
+                    .instrument(tracing::info_span!("cycle", n))
+                    .await;
                 if let Some(h) = hook {
                     h(&report);
                 }
             }
-            .instrument(tracing::info_span!("cycle", n))
         },
         opts.shutdown,
         abandon,
@@ -122,6 +129,128 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     }
     tracing::info!(?exit, "genesys-queue-sync stopped");
     Ok(exit)
+}
+
+/// What lives from one cycle to the next.
+struct Cycles {
+    syncer: Syncer,
+    signals: Signals,
+    /// Cycles started so far (the `n` of the cycle span).
+    done: u64,
+}
+
+impl Cycles {
+    async fn cycle(&mut self) -> CycleReport {
+        let report = self.syncer.run_cycle(false).await;
+        self.signals.record(&report);
+        report
+    }
+}
+
+/// Turns each cycle's report into log lines, metrics and health.
+pub struct Signals {
+    metrics: Metrics,
+    health: Health,
+    streak: FailureStreak,
+}
+
+impl Signals {
+    pub fn new(metrics: Metrics, health: Health) -> Self {
+        Self {
+            metrics,
+            health,
+            streak: FailureStreak::default(),
+        }
+    }
+
+    pub fn record(&mut self, r: &CycleReport) {
+        let outcome = r.outcome();
+        let m = &self.metrics;
+        m.cycle(outcome.as_str());
+        m.cycle_duration.observe(r.duration.as_secs_f64());
+        if r.dry_run {
+            return;
+        }
+        if outcome == Outcome::Ok {
+            m.last_success.set(chrono::Utc::now().timestamp() as f64);
+        }
+        m.rows_inc("written", r.written.len() as u64);
+        m.rows_inc("skipped", r.skipped as u64);
+        m.rows_inc("deferred", r.deferred as u64);
+        m.rows_inc("failed", r.failed.len() as u64);
+        for (t, values) in &r.written {
+            for (column, value) in crate::sync::rows::columns(values) {
+                m.queue_value(&t.name, column, value as i64);
+            }
+        }
+        if let Some(ok) = r.logged_in {
+            self.health.set_logged_in(ok);
+        }
+        if let Some(ok) = r.table_ok {
+            self.health.set_table_ok(ok);
+        }
+        let summary = r.summary();
+        self.health.cycle_finished(r.fresh(), &summary);
+        self.log(r);
+    }
+
+    fn log(&mut self, r: &CycleReport) {
+        let ms = r.duration.as_millis() as u64;
+        if let Some(e) = &r.error {
+            let stage = e.stage.as_str();
+            if self.streak.failed(&e.message) {
+                let cycles = self.streak.cycles;
+                if cycles == 1 {
+                    tracing::error!(duration_ms = ms, stage, "cycle failed: {e}");
+                } else {
+                    tracing::error!(
+                        duration_ms = ms,
+                        stage,
+                        cycles,
+                        "cycle failed again ({cycles} cycles in a row): {e}"
+                    );
+                }
+            } else {
+                tracing::debug!(duration_ms = ms, stage, "cycle failed again: {e}");
+            }
+            return;
+        }
+        if let Some(cycles) = self.streak.succeeded() {
+            tracing::info!(
+                failed_cycles = cycles,
+                "recovered after {}",
+                crate::text::count(cycles as usize, "failed cycle", "failed cycles")
+            );
+        }
+        if r.failed.is_empty() {
+            tracing::info!(
+                observed = r.observed.len(),
+                written = r.written.len(),
+                unchanged = r.skipped,
+                deferred = r.deferred,
+                imported = r.imported,
+                duration_ms = ms,
+                "cycle done"
+            );
+        } else {
+            let failed: Vec<String> = r
+                .failed
+                .iter()
+                .map(|f| format!("{} ({})", f.queue, f.stage))
+                .collect();
+            tracing::warn!(
+                observed = r.observed.len(),
+                written = r.written.len(),
+                unchanged = r.skipped,
+                deferred = r.deferred,
+                imported = r.imported,
+                failed = failed.len(),
+                failed_queues = %failed.join(", "),
+                duration_ms = ms,
+                "cycle done with failures"
+            );
+        }
+    }
 }
 
 /// Consecutive cycles that failed with the same error: a daemon that runs for months must
@@ -148,61 +277,6 @@ impl FailureStreak {
     /// The length of the streak that just ended, if any.
     fn succeeded(&mut self) -> Option<u32> {
         self.last.take().map(|_| std::mem::take(&mut self.cycles))
-    }
-}
-
-fn log_report(r: &CycleReport, streak: &std::sync::Mutex<FailureStreak>) {
-    let Ok(mut streak) = streak.lock() else {
-        return;
-    };
-    if let Some(e) = &r.error {
-        let ms = r.duration.as_millis() as u64;
-        if streak.failed(e) {
-            let cycles = streak.cycles;
-            if cycles == 1 {
-                tracing::error!(duration_ms = ms, "cycle failed: {e}");
-            } else {
-                tracing::error!(
-                    duration_ms = ms,
-                    cycles,
-                    "cycle failed again ({cycles} cycles in a row): {e}"
-                );
-            }
-        } else {
-            tracing::debug!(duration_ms = ms, "cycle failed again: {e}");
-        }
-        return;
-    }
-    if let Some(cycles) = streak.succeeded() {
-        tracing::info!(
-            failed_cycles = cycles,
-            "recovered after {}",
-            crate::text::count(cycles as usize, "failed cycle", "failed cycles")
-        );
-    }
-    let failed: Vec<&str> = r.failed.iter().map(|(q, _)| q.as_str()).collect();
-    if failed.is_empty() {
-        tracing::info!(
-            observed = r.observed.len(),
-            written = r.written,
-            unchanged = r.skipped,
-            deferred = r.deferred,
-            imported = r.imported,
-            duration_ms = r.duration.as_millis() as u64,
-            "cycle done"
-        );
-    } else {
-        tracing::warn!(
-            observed = r.observed.len(),
-            written = r.written,
-            unchanged = r.skipped,
-            deferred = r.deferred,
-            imported = r.imported,
-            failed = failed.len(),
-            failed_queues = %failed.join(", "),
-            duration_ms = r.duration.as_millis() as u64,
-            "cycle done with failures"
-        );
     }
 }
 

@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use genesys_queue_sync::schedule::Exit;
+use genesys_queue_sync::sync::Outcome;
 use genesys_sim::{Fault, FaultAction, Match, RoutingStatus, SimOptions, SystemPresence};
 use serde_json::json;
 use support::*;
@@ -104,12 +105,15 @@ async fn run_reuses_one_token_and_updates_rows_as_agents_change() {
 
     let (exit, reports) = run_cycles(cfg.clone(), 2).await;
     assert_eq!(exit, Exit::Shutdown);
-    assert!(reports.iter().all(|r| r.outcome() == "ok"), "{reports:?}");
+    assert!(
+        reports.iter().all(|r| r.outcome() == Outcome::Ok),
+        "{reports:?}"
+    );
     assert_eq!(int(&rows(&sim)["Support"], "Idle"), 1);
 
     sim.set_agent(&agent, SystemPresence::OnQueue, RoutingStatus::Interacting);
     let (_, reports) = run_cycles(cfg, 2).await;
-    assert!(reports.iter().all(|r| r.outcome() == "ok"));
+    assert!(reports.iter().all(|r| r.outcome() == Outcome::Ok));
     let support_row = &rows(&sim)["Support"];
     assert_eq!(int(support_row, "Idle"), 0);
     assert_eq!(int(support_row, "Interacting"), 1);
@@ -135,7 +139,10 @@ async fn token_is_renewed_before_it_expires() {
     add_busy_queue(&sim, "Sales");
     let cfg = config(&sim, &["Sales"], "* * * * * *");
     let (_, reports) = run_cycles(cfg, 8).await;
-    assert!(reports.iter().all(|r| r.outcome() == "ok"), "{reports:?}");
+    assert!(
+        reports.iter().all(|r| r.outcome() == Outcome::Ok),
+        "{reports:?}"
+    );
     let reqs = sim.requests();
     let tokens = token_requests(&reqs);
     // 8 cycles over ~7-8 s with a 5 s token renewed 1 s early: 2 or 3 logins, never one per cycle.
@@ -162,13 +169,19 @@ async fn odd_keys_round_trip_through_create_and_update() {
     }
     let cfg = config(&sim, &odd, "* * * * * *");
     let (_, reports) = run_cycles(cfg.clone(), 1).await;
-    assert!(reports.iter().all(|r| r.outcome() == "ok"), "{reports:?}");
+    assert!(
+        reports.iter().all(|r| r.outcome() == Outcome::Ok),
+        "{reports:?}"
+    );
     // Change every queue so the next process must PUT each row by its (encoded) key.
     for (target, _) in &reports[0].observed {
         sim.set_waiting(&target.id, "email", 9);
     }
     let (_, reports) = run_cycles(cfg, 1).await;
-    assert!(reports.iter().all(|r| r.outcome() == "ok"), "{reports:?}");
+    assert!(
+        reports.iter().all(|r| r.outcome() == Outcome::Ok),
+        "{reports:?}"
+    );
     let rows = rows(&sim);
     for n in odd {
         assert_eq!(int(&rows[n], "OnQueue"), 5, "{n}");
@@ -202,7 +215,7 @@ async fn rows_the_daemon_does_not_own_are_never_touched() {
     sim.put_row(&table, foreign.clone());
     let cfg = config(&sim, &["Sales"], "* * * * * *");
     let (_, reports) = run_cycles(cfg, 2).await;
-    assert!(reports.iter().all(|r| r.outcome() == "ok"));
+    assert!(reports.iter().all(|r| r.outcome() == Outcome::Ok));
     assert_eq!(
         serde_json::Value::Object(rows(&sim)["Other"].clone()),
         foreign

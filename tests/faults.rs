@@ -15,10 +15,8 @@ use std::time::Duration;
 
 use genesys_queue_sync::config::Config;
 use genesys_queue_sync::genesys::{Client, RetryPolicy, queues};
-use genesys_queue_sync::health::Health;
-use genesys_queue_sync::metrics::Metrics;
 use genesys_queue_sync::schedule::Exit;
-use genesys_queue_sync::sync::{CycleReport, Syncer};
+use genesys_queue_sync::sync::{CycleReport, Outcome, Stage};
 use genesys_sim::{Fault, FaultAction, LoggedRequest, Match, Sim, SimOptions};
 use serde_json::{Value, json};
 use support::*;
@@ -91,21 +89,6 @@ fn cfg(sim: &Sim, names: &[&str]) -> Config {
     let mut c = config(sim, names, "* * * * * *");
     c.requests_per_minute = 6000;
     c
-}
-
-fn syncer(cfg: Config) -> Syncer {
-    syncer_with(cfg, fast_retry(), CancellationToken::new())
-}
-
-fn syncer_with(cfg: Config, retry: RetryPolicy, shutdown: CancellationToken) -> Syncer {
-    let metrics = Metrics::new();
-    let health = Health::new(cfg.schedule.period, metrics.clone());
-    let client = Client::with_policy(&cfg, metrics, shutdown, retry).unwrap();
-    Syncer::new(client, Arc::new(cfg), health)
-}
-
-fn client(cfg: &Config) -> Client {
-    Client::with_policy(cfg, Metrics::new(), CancellationToken::new(), fast_retry()).unwrap()
 }
 
 fn on(method: &'static str, contains: &str) -> Match {
@@ -199,7 +182,7 @@ fn assert_all_truth(sim: &Sim, names: &[&str], ids: &[String]) {
 }
 
 fn assert_ok(r: &CycleReport) {
-    assert_eq!(r.outcome(), "ok", "{r:?}");
+    assert_eq!(r.outcome(), Outcome::Ok, "{r:?}");
 }
 
 /// Changes every queue, so the next cycle has a row to write for each.
@@ -258,7 +241,7 @@ async fn storm_of_429s_waits_retry_after_and_holds_back_every_request() {
     let t0 = Instant::now();
     let r = s.run_cycle(false).await;
     assert_ok(&r);
-    assert_eq!(r.written, 4, "{r:?}");
+    assert_eq!(r.written.len(), 4, "{r:?}");
     assert_all_truth(&sim, &names, &ids);
     assert!(t0.elapsed() >= Duration::from_secs(3), "three waits of 1 s");
 
@@ -307,9 +290,10 @@ async fn a_429_longer_than_the_call_may_wait_still_holds_back_everything_else() 
     let mark = sim.requests().len();
     inject(&sim, on("PUT", "/rows/Echo"), too_many(2), 1);
     let r = s.run_cycle(false).await;
-    assert_eq!(r.outcome(), "partial", "{r:?}");
-    let (queue, why) = &r.failed[0];
+    assert_eq!(r.outcome(), Outcome::Partial, "{r:?}");
+    let (queue, why) = (&r.failed[0].queue, &r.failed[0].reason);
     assert_eq!(queue, "Echo");
+    assert_eq!(r.failed[0].stage, Stage::Write);
     assert!(why.contains("rate limited (429)"), "{why}");
     // The next cycle right away: it too must wait out the Retry-After.
     let r = s.run_cycle(false).await;
@@ -517,8 +501,9 @@ async fn a_revoked_token_is_renewed_once_and_a_second_401_is_a_clear_auth_error(
     );
     let mark = sim.requests().len();
     let r = s.run_cycle(false).await;
-    assert_eq!(r.outcome(), "failed", "{r:?}");
-    for (_, why) in &r.failed {
+    assert_eq!(r.outcome(), Outcome::Failed, "{r:?}");
+    for f in &r.failed {
+        let why = &f.reason;
         assert!(
             why.contains("401 Unauthorized even with a fresh token") && why.contains("revoked"),
             "{why}"
@@ -593,9 +578,9 @@ async fn credentials_echoed_in_error_answers_never_reach_logs_or_reports() {
             1,
         );
         let r = s.run_cycle(false).await;
-        assert_eq!(r.outcome(), "failed", "{r:?}");
+        assert_eq!(r.outcome(), Outcome::Failed, "{r:?}");
         shown.push(r.summary());
-        for (_, why) in &r.failed {
+        for why in r.failed.iter().map(|f| &f.reason) {
             assert!(why.contains("400"), "{why}");
             assert!(why.len() < 600, "excerpt not capped: {} bytes", why.len());
             shown.push(why.clone());
@@ -615,7 +600,11 @@ async fn credentials_echoed_in_error_answers_never_reach_logs_or_reports() {
     );
     let r = s.run_cycle(false).await;
     // The API's 401 makes the client renew; the renewal is refused.
-    let e = r.failed.first().map(|f| f.1.clone()).unwrap_or_default();
+    let e = r
+        .failed
+        .first()
+        .map(|f| f.reason.clone())
+        .unwrap_or_default();
     assert!(e.contains("login refused (401"), "{r:?}");
     shown.push(e);
     shown.push(r.summary());
@@ -702,7 +691,9 @@ async fn run_keeps_running_not_ready_and_retries_a_refused_login_slowly() {
     assert_eq!(code, 503);
     assert!(body.contains("not logged in"), "{body}");
     for r in d.reports() {
-        let e = r.error.unwrap();
+        assert_eq!(r.logged_in, Some(false), "{r:?}");
+        assert_eq!(r.error.as_ref().map(|e| e.stage), Some(Stage::Login));
+        let e = r.error.unwrap().message;
         assert!(e.contains("login refused (401, invalid_client)"), "{e}");
     }
 
@@ -751,12 +742,12 @@ async fn a_login_outage_costs_one_login_per_tick_and_rows_converge_at_the_next_c
         "{logins} logins in {OUTAGE_CYCLES} ticks"
     );
     for r in &reports[..OUTAGE_CYCLES] {
-        let e = r.error.clone().unwrap_or_default();
+        let e = r.error.clone().map(|e| e.message).unwrap_or_default();
         assert!(e.contains("login service unavailable"), "{e}");
     }
     // The first cycle after the outage logs in and writes every row.
     assert_ok(&reports[OUTAGE_CYCLES]);
-    assert_eq!(reports[OUTAGE_CYCLES].written, names.len());
+    assert_eq!(reports[OUTAGE_CYCLES].written.len(), names.len());
     assert_all_truth(&sim, &names, &ids);
     let after: Vec<&LoggedRequest> = all[marks[OUTAGE_CYCLES - 1]..marks[OUTAGE_CYCLES]]
         .iter()
@@ -780,7 +771,7 @@ async fn a_rate_limited_login_waits_as_told_and_does_not_spin() {
     inject(&sim, Match::Login, too_many(2), 1);
     let t0 = Instant::now();
     let r = s.run_cycle(false).await;
-    let e = r.error.clone().unwrap();
+    let e = r.error.clone().unwrap().message;
     assert!(
         e.contains("login rate limited") && e.contains("retrying in 2s"),
         "{e}"
@@ -815,7 +806,7 @@ async fn a_rate_limited_login_waits_as_told_and_does_not_spin() {
     );
     for _ in 0..8 {
         let r = s.run_cycle(false).await;
-        let e = r.error.unwrap();
+        let e = r.error.unwrap().message;
         assert!(e.contains("login rate limited"), "{e}");
         assert!(!e.contains("refused"), "{e}");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -890,11 +881,11 @@ async fn server_errors_are_retried_a_bounded_number_of_times_and_fail_only_their
     let mark = sim.requests().len();
     inject(&sim, on("PUT", "/rows/Xray"), status(502), u32::MAX);
     let r = s.run_cycle(false).await;
-    assert_eq!(r.outcome(), "partial", "{r:?}");
-    assert_eq!(r.written, 2);
+    assert_eq!(r.outcome(), Outcome::Partial, "{r:?}");
+    assert_eq!(r.written.len(), 2);
     assert_eq!(r.failed.len(), 1);
     assert!(
-        r.failed[0].0 == "Xray" && r.failed[0].1.contains("502"),
+        r.failed[0].queue == "Xray" && r.failed[0].reason.contains("502"),
         "{r:?}"
     );
     assert_eq!(count(&api_since(&sim, mark), "PUT", "/rows/Xray"), 4);
@@ -919,8 +910,9 @@ async fn server_errors_are_retried_a_bounded_number_of_times_and_fail_only_their
     let before = rows(&sim);
     let mark = sim.requests().len();
     let r = s.run_cycle(false).await;
-    assert_eq!(r.outcome(), "failed");
+    assert_eq!(r.outcome(), Outcome::Failed);
     assert_eq!(r.failed.len(), 3);
+    assert!(r.failed.iter().all(|f| f.stage == Stage::Observe), "{r:?}");
     let reqs = api_since(&sim, mark);
     assert_eq!(count(&reqs, "POST", "/observations/query"), 4);
     assert!(queue_writes(&reqs).is_empty());
@@ -974,7 +966,7 @@ async fn a_long_outage_fails_cycles_on_schedule_and_ends_without_a_retry_storm()
 
     for n in 2..=4 {
         let r = &reports[n - 1];
-        assert_eq!(r.outcome(), "failed", "cycle {n}: {r:?}");
+        assert_eq!(r.outcome(), Outcome::Failed, "cycle {n}: {r:?}");
         let reqs = in_cycle(n);
         assert_eq!(
             reqs.len(),
@@ -1003,7 +995,7 @@ async fn a_long_outage_fails_cycles_on_schedule_and_ends_without_a_retry_storm()
     // failed attempts, no burst beyond the budget.
     let r5 = &reports[4];
     assert_ok(r5);
-    assert_eq!(r5.written, 5, "{r5:?}");
+    assert_eq!(r5.written.len(), 5, "{r5:?}");
     let reqs = in_cycle(5);
     let writes = queue_writes(&reqs).len();
     assert_eq!(writes, 5);
@@ -1037,10 +1029,10 @@ async fn latency_beyond_the_timeout_fails_only_the_slow_queues_and_the_next_cycl
     inject(&sim, on("PUT", "/rows/Fern"), slow(), u32::MAX);
     let mark = sim.requests().len();
     let r = s.run_cycle(false).await;
-    assert_eq!(r.outcome(), "partial", "{r:?}");
+    assert_eq!(r.outcome(), Outcome::Partial, "{r:?}");
     assert_eq!(r.failed.len(), 1);
     assert!(
-        r.failed[0].0 == "Fern" && r.failed[0].1.contains("timed out"),
+        r.failed[0].queue == "Fern" && r.failed[0].reason.contains("timed out"),
         "{r:?}"
     );
     assert!(
@@ -1094,9 +1086,9 @@ async fn latency_beyond_the_timeout_fails_only_the_slow_queues_and_the_next_cycl
     inject(&sim, on("POST", "/observations/query"), slow(), u32::MAX);
     let before = rows(&sim);
     let r = s.run_cycle(false).await;
-    assert_eq!(r.outcome(), "failed");
+    assert_eq!(r.outcome(), Outcome::Failed);
     assert!(
-        r.failed.iter().all(|(_, why)| why.contains("timed out")),
+        r.failed.iter().all(|f| f.reason.contains("timed out")),
         "{r:?}"
     );
     for n in names {
@@ -1133,9 +1125,9 @@ async fn dropped_connections_are_retried_and_then_fail_only_their_queue() {
     inject(&sim, on("PUT", "/rows/Iris"), FaultAction::Drop, u32::MAX);
     let old = rows(&sim)["Iris"].clone();
     let r = s.run_cycle(false).await;
-    assert_eq!(r.outcome(), "partial", "{r:?}");
+    assert_eq!(r.outcome(), Outcome::Partial, "{r:?}");
     assert_eq!(r.failed.len(), 1);
-    assert_eq!(r.failed[0].0, "Iris");
+    assert_eq!(r.failed[0].queue, "Iris");
     assert_eq!(count(&api_since(&sim, mark), "PUT", "/rows/Iris"), 4);
     assert_eq!(rows(&sim)["Iris"], old);
     assert_truth(&sim, "Heath", &ids[0]);
@@ -1162,7 +1154,7 @@ async fn an_unreachable_api_fails_the_cycle_without_spinning() {
     let t0 = Instant::now();
     let mut errors = Vec::new();
     for _ in 0..5 {
-        errors.push(s.run_cycle(false).await.error.unwrap());
+        errors.push(s.run_cycle(false).await.error.unwrap().message);
     }
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert!(
@@ -1192,12 +1184,19 @@ async fn a_table_deleted_mid_run_is_named_and_written_again_once_recreated() {
     sim.delete_table(&table_id(&sim));
     change_all(&sim, &ids, 1);
     let r = s.run_cycle(false).await;
-    assert_eq!((r.written, r.failed.len()), (0, 2), "{r:?}");
-    assert!(r.failed.iter().all(|(_, why)| why.contains("404")), "{r:?}");
+    assert_eq!((r.written.len(), r.failed.len()), (0, 2), "{r:?}");
+    assert!(
+        r.failed
+            .iter()
+            .all(|f| f.stage == Stage::Write && f.reason.contains("404")),
+        "{r:?}"
+    );
+    assert_eq!(r.table_ok, Some(false), "a 404 on a write loses the table");
     let mark = sim.requests().len();
     for _ in 0..3 {
         let r = s.run_cycle(false).await;
-        let e = r.error.unwrap();
+        assert_eq!(r.error.as_ref().map(|e| e.stage), Some(Stage::Table));
+        let e = r.error.unwrap().message;
         assert!(
             e.contains("data table \"QueueAgentCounts\" not found") && e.contains("table create"),
             "{e}"
@@ -1235,7 +1234,7 @@ async fn a_table_missing_a_column_or_with_a_wrong_type_is_named_and_never_writte
         .collect();
     sim.create_table(TABLE, &fields);
     let r = syncer(cfg(&sim, &names)).run_cycle(false).await;
-    let e = r.error.unwrap();
+    let e = r.error.unwrap().message;
     assert!(
         e.contains("\"QueueAgentCounts\"")
             && e.contains("`Waiting` is missing")
@@ -1255,7 +1254,7 @@ async fn a_table_missing_a_column_or_with_a_wrong_type_is_named_and_never_writte
     fields.push(("Waiting", genesys_sim::FieldType::String));
     sim.create_table(TABLE, &fields);
     let r = syncer(cfg(&sim, &names)).run_cycle(false).await;
-    let e = r.error.unwrap();
+    let e = r.error.unwrap().message;
     assert!(e.contains("`Waiting` is string but must be integer"), "{e}");
     assert_eq!(
         row_writes(&sim.requests()),
@@ -1300,7 +1299,8 @@ async fn a_renamed_or_deleted_queue_is_named_in_a_warning_and_the_others_keep_up
     assert!(
         r.failed
             .iter()
-            .any(|(q, why)| q == "Poplar Deleted" && why.contains("not in the observation answer")),
+            .any(|f| f.queue == "Poplar Deleted"
+                && f.reason.contains("not in the observation answer")),
         "{r:?}"
     );
     assert!(
@@ -1316,7 +1316,7 @@ async fn a_renamed_or_deleted_queue_is_named_in_a_warning_and_the_others_keep_up
     change_all(&sim, &ids[2..], 4);
     let mark = sim.requests().len();
     let r = s.run_cycle(false).await;
-    assert_eq!(r.outcome(), "ok", "{r:?}");
+    assert_eq!(r.outcome(), Outcome::Ok, "{r:?}");
     assert!(!log_lines_with(&["WARN", "no such queue", "Poplar Deleted"]).is_empty());
     assert_truth(&sim, "Quince Steady", &ids[2]);
 

@@ -535,7 +535,7 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
     };
     assert!(rows("written") >= 2.0, "{text}");
     assert_eq!(rows("failed"), 0.0);
-    let written: usize = reports.iter().map(|r| r.written).sum();
+    let written: usize = reports.iter().map(|r| r.written.len()).sum();
     assert!(rows("written") >= written as f64);
 
     let skipped = m.value(&format!("{P}skipped_ticks_total"), &[]);

@@ -3,26 +3,16 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use genesys_queue_sync::config::{OnVanish, WriteMode};
 use genesys_queue_sync::genesys::Client;
-use genesys_queue_sync::health::Health;
 use genesys_queue_sync::metrics::Metrics;
-use genesys_queue_sync::sync::{self, Syncer};
+use genesys_queue_sync::sync::{self, Outcome};
 use genesys_sim::{Fault, FaultAction, Match, SimOptions};
 use serde_json::json;
 use support::*;
 use tokio_util::sync::CancellationToken;
-
-fn syncer(cfg: genesys_queue_sync::config::Config) -> Syncer {
-    let metrics = Metrics::new();
-    let health = Health::new(cfg.schedule.period, metrics.clone());
-    let client =
-        Client::with_policy(&cfg, metrics, CancellationToken::new(), fast_retry()).unwrap();
-    Syncer::new(client, Arc::new(cfg), health)
-}
 
 fn queue_writes(reqs: &[genesys_sim::LoggedRequest]) -> usize {
     reqs.iter()
@@ -45,13 +35,13 @@ async fn unchanged_rows_are_skipped_until_refresh_after() {
     let mut s = syncer(cfg);
 
     let r = s.run_cycle(false).await;
-    assert_eq!((r.written, r.skipped), (2, 0), "{r:?}");
+    assert_eq!((r.written.len(), r.skipped), (2, 0), "{r:?}");
     let first = rows(&sim)["B"]["UpdatedAt"].clone();
 
     sim.set_waiting(&a, "voice", 11);
     let r = s.run_cycle(false).await;
     assert_eq!(
-        (r.written, r.skipped),
+        (r.written.len(), r.skipped),
         (1, 1),
         "only the changed queue is written: {r:?}"
     );
@@ -65,7 +55,8 @@ async fn unchanged_rows_are_skipped_until_refresh_after() {
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let r = s.run_cycle(false).await;
     assert_eq!(
-        r.written, 2,
+        r.written.len(),
+        2,
         "both rows are refreshed once older than refresh_after: {r:?}"
     );
     assert_ne!(rows(&sim)["B"]["UpdatedAt"], first);
@@ -107,12 +98,12 @@ async fn a_restart_rewrites_nothing_that_is_already_right() {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let cfg = config(&sim, &refs, "* * * * * *");
     let r = syncer(cfg.clone()).run_cycle(false).await;
-    assert_eq!(r.written, 20);
+    assert_eq!(r.written.len(), 20);
     sim.clear_log();
 
     // A new process (a restart or a rolling deploy) reads the table once and writes nothing.
     let r = syncer(cfg).run_cycle(false).await;
-    assert_eq!((r.written, r.skipped), (0, 20), "{r:?}");
+    assert_eq!((r.written.len(), r.skipped), (0, 20), "{r:?}");
     let reqs = sim.requests();
     assert_eq!(queue_writes(&reqs), 0);
     let listing: Vec<_> = reqs
@@ -142,10 +133,10 @@ async fn over_budget_rows_are_deferred_changed_first_and_caught_up_next_cycle() 
     let mut s = syncer(cfg);
 
     let r = s.run_cycle(false).await;
-    assert_eq!((r.written, r.deferred), (18, 12), "{r:?}");
+    assert_eq!((r.written.len(), r.deferred), (18, 12), "{r:?}");
     let r = s.run_cycle(false).await;
     assert_eq!(
-        (r.written, r.deferred, r.skipped),
+        (r.written.len(), r.deferred, r.skipped),
         (12, 0, 18),
         "the deferred rows go next: {r:?}"
     );
@@ -156,7 +147,7 @@ async fn over_budget_rows_are_deferred_changed_first_and_caught_up_next_cycle() 
     }
     sim.set_waiting(&ids[29], "email", 50); // Waiting 5 -> 55
     let r = s.run_cycle(false).await;
-    assert_eq!((r.written, r.deferred), (18, 8), "{r:?}");
+    assert_eq!((r.written.len(), r.deferred), (18, 8), "{r:?}");
     assert_eq!(
         int(&rows(&sim)["Q29"], "Waiting"),
         55,
@@ -186,7 +177,7 @@ async fn import_mode_writes_a_whole_cycle_with_a_handful_of_requests() {
     cfg.table_owned = true;
     let mut s = syncer(cfg);
     let r = s.run_cycle(false).await;
-    assert!(r.imported && r.outcome() == "ok", "{r:?}");
+    assert!(r.imported && r.outcome() == Outcome::Ok, "{r:?}");
     let rows = rows(&sim);
     assert_eq!(rows.len(), 251 + 1);
     assert_eq!(int(&rows["Busy"], "OnQueue"), 5);
@@ -229,7 +220,7 @@ async fn import_mode_keeps_old_values_of_queues_it_could_not_read() {
         times: u32::MAX,
     });
     let r = s.run_cycle(false).await;
-    assert_eq!(r.outcome(), "failed");
+    assert_eq!(r.outcome(), Outcome::Failed);
     assert_eq!(
         rows(&sim)["A"],
         before,
@@ -364,7 +355,7 @@ async fn import_mode_fills_the_table_with_5000_queues_and_leaves_the_heartbeat_o
     cfg.requests_per_minute = 100_000;
     let mut s = syncer(cfg);
     let r = s.run_cycle(false).await;
-    assert!(r.imported && r.outcome() == "ok", "{:?}", r.error);
+    assert!(r.imported && r.outcome() == Outcome::Ok, "{:?}", r.error);
     let rows = rows(&sim);
     assert_eq!(rows.len(), 5000);
     assert!(!rows.contains_key("_heartbeat"));
@@ -387,7 +378,7 @@ async fn import_mode_keeps_the_extra_columns_of_owned_rows() {
     cfg.write_mode = WriteMode::Import;
     cfg.table_owned = true;
     let r = syncer(cfg).run_cycle(false).await;
-    assert!(r.imported && r.outcome() == "ok", "{r:?}");
+    assert!(r.imported && r.outcome() == Outcome::Ok, "{r:?}");
     let row = &rows(&sim)["A"];
     assert_eq!(row["Note"], "VIP line, do not close", "{row:?}");
     assert_eq!(int(row, "OnQueue"), 5);

@@ -8,26 +8,23 @@ use tokio_util::sync::CancellationToken;
 use super::exit;
 use crate::config::Config;
 use crate::genesys::Client;
-use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::sync::{CycleReport, Syncer};
+use crate::sync::{CycleReport, Outcome, Syncer};
 
 /// One cycle, printed as a table. Exit 0 only when every queue was observed (and written).
 pub async fn once(cfg: Config, dry_run: bool, shutdown: CancellationToken) -> u8 {
     let cfg = Arc::new(cfg);
-    let metrics = Metrics::new();
-    let health = Health::new(cfg.schedule.period, metrics.clone());
-    let client = match Client::new(&cfg, metrics, shutdown) {
+    let client = match Client::new(&cfg, Metrics::new(), shutdown) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e:#}");
             return exit::FAILURE;
         }
     };
-    let mut syncer = Syncer::new(client, cfg, health);
+    let mut syncer = Syncer::new(client, cfg);
     let report = syncer.run_cycle(dry_run).await;
     print!("{}", render_report(&report));
-    if report.outcome() == "ok" {
+    if report.outcome() == Outcome::Ok {
         exit::OK
     } else {
         exit::FAILURE
@@ -60,8 +57,8 @@ pub fn render_report(r: &CycleReport) -> String {
             t.key, c.online, c.on_queue, c.idle, c.interacting, c.waiting
         );
     }
-    for (q, why) in &r.failed {
-        let _ = writeln!(out, "✗ {q}: {why}");
+    for f in &r.failed {
+        let _ = writeln!(out, "✗ {}: {}", f.queue, f.reason);
     }
     if let Some(e) = &r.error {
         let _ = writeln!(out, "✗ {e}");
@@ -77,7 +74,7 @@ pub fn render_report(r: &CycleReport) -> String {
         } else {
             format!(
                 "{} written{}, {} unchanged, {} deferred to the next cycle (budget), {} failed, {} ms",
-                crate::text::count(r.written, "row", "rows"),
+                crate::text::count(r.written.len(), "row", "rows"),
                 if r.imported { " by one import job" } else { "" },
                 r.skipped,
                 r.deferred,

@@ -5,7 +5,8 @@
 //! ⌈N/100⌉ observation queries ([`observe`]) plus one write per row that changed or whose
 //! `UpdatedAt` is older than `rows.refresh_after`, plus the heartbeat row; or, in import
 //! mode, one CSV import job whatever N is ([`plan`] decides which, without I/O). Every
-//! cycle ends in a [`CycleReport`].
+//! cycle ends in a [`CycleReport`] ([`report`]); what becomes of it (logs, metrics,
+//! health) is the caller's business.
 
 pub mod observe;
 pub mod plan;
@@ -21,32 +22,43 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::genesys::{ApiError, Client};
-use crate::health::Health;
 use plan::{Plan, Policy, Writes};
-pub use report::{CycleError, CycleReport};
+pub use report::{CycleError, CycleFailure, CycleReport, Outcome, QueueFailure, Stage};
 use selection::Selection;
 pub use selection::{Resolution, Target, resolve};
 use table::TableState;
 
+/// The pipeline and the state it keeps between cycles.
 pub struct Syncer {
     client: Client,
     cfg: Arc<Config>,
     policy: Policy,
-    health: Health,
     selection: Selection,
     table: TableState,
 }
 
+/// Why a cycle stopped: the stage and the error.
+type Stopped = (Stage, CycleError);
+
+/// Tags an error with the stage it stopped the cycle in.
+fn at<E: Into<CycleError>>(stage: Stage) -> impl FnOnce(E) -> Stopped {
+    move |e| (stage, e.into())
+}
+
 impl Syncer {
-    pub fn new(client: Client, cfg: Arc<Config>, health: Health) -> Self {
+    pub fn new(client: Client, cfg: Arc<Config>) -> Self {
         Self {
             client,
             policy: Policy::new(&cfg),
             table: TableState::new(cfg.table.clone()),
             cfg,
-            health,
             selection: Selection::default(),
         }
+    }
+
+    /// The configuration this pipeline runs with.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.cfg
     }
 
     pub fn targets(&self) -> &[Target] {
@@ -57,7 +69,7 @@ impl Syncer {
         &self.client
     }
 
-    /// Runs one cycle; never panics, always reports.
+    /// Runs one cycle; never panics, always reports. A dry run reads and writes nothing.
     pub async fn run_cycle(&mut self, dry_run: bool) -> CycleReport {
         let start = Instant::now();
         let mut report = CycleReport {
@@ -65,89 +77,76 @@ impl Syncer {
             dry_run,
             ..CycleReport::default()
         };
-        if let Err(e) = self.cycle(dry_run, &mut report).await {
-            report.error = Some(e.to_string());
+        if let Err((stage, e)) = self.cycle(dry_run, &mut report).await {
+            report.error = Some(CycleFailure {
+                stage,
+                message: e.to_string(),
+            });
+        }
+        if report.logged_in == Some(true) && !dry_run {
+            report.table_ok = Some(self.table.usable());
         }
         report.duration = start.elapsed();
-        let m = self.client.metrics();
-        m.cycle(report.outcome());
-        m.cycle_duration.observe(report.duration.as_secs_f64());
-        if report.outcome() == "ok" && !dry_run {
-            m.last_success.set(Utc::now().timestamp() as f64);
-        }
-        if !dry_run {
-            m.rows_inc("written", report.written as u64);
-            m.rows_inc("skipped", report.skipped as u64);
-            m.rows_inc("deferred", report.deferred as u64);
-            m.rows_inc("failed", report.failed.len() as u64);
-            let fresh = if report.error.is_some() {
-                0
-            } else {
-                report.fresh()
-            };
-            self.health.cycle_finished(fresh, &report.summary());
-        }
         report
     }
 
-    async fn cycle(&mut self, dry_run: bool, report: &mut CycleReport) -> Result<(), CycleError> {
-        let (client, health) = (&self.client, &self.health);
+    async fn cycle(&mut self, dry_run: bool, report: &mut CycleReport) -> Result<(), Stopped> {
+        let client = &self.client;
         // A cycle is due: a login that failed because the service was down may be tried
         // again now (once), so rows converge at the first tick after an outage.
         client.auth().cycle_due().await;
         let logged_in = client.auth().token().await;
-        health.set_logged_in(logged_in.is_ok());
-        logged_in.map_err(ApiError::from)?;
+        report.logged_in = Some(logged_in.is_ok());
+        logged_in
+            .map_err(ApiError::from)
+            .map_err(at(Stage::Login))?;
 
         let table_id = if dry_run {
             None
         } else {
-            Some(self.table.ensure(client, health).await?)
+            Some(self.table.ensure(client).await.map_err(at(Stage::Table))?)
         };
-        self.selection.ensure(client, &self.cfg).await?;
-        let targets = self.selection.targets();
-        if targets.is_empty() {
-            return Err(CycleError::NoQueues);
+        self.selection
+            .ensure(client, &self.cfg)
+            .await
+            .map_err(at(Stage::Resolve))?;
+        if self.selection.targets().is_empty() {
+            return Err((Stage::Resolve, CycleError::NoQueues));
         }
 
-        let observed = observe::observe(client, targets, report).await?;
+        let observed = observe::observe(client, self.selection.targets(), report)
+            .await
+            .map_err(at(Stage::Observe))?;
         if observed.missing_from_answer {
             self.selection.request_resolve();
         }
         let Some(table_id) = table_id else {
             return Ok(());
         };
-        let targets = self.selection.targets();
-        self.table.load_rows(client, &table_id, targets).await?;
+        self.table
+            .load_rows(client, &table_id, self.selection.targets())
+            .await
+            .map_err(at(Stage::Table))?;
         let vanished = self.selection.take_vanished();
         if !vanished.is_empty() {
             let retry = self.table.delete_rows(client, &table_id, vanished).await;
             self.selection.retry_vanished(retry);
         }
 
-        let targets = self.selection.targets();
         let Plan { skipped, writes } = plan::plan(
             &self.policy,
-            targets,
+            self.selection.targets(),
             &observed.queues,
             observed.reads,
             self.table.view(),
         );
         report.skipped = skipped;
         match writes {
-            Writes::Import { rows, heartbeat } => {
-                self.table
-                    .write_import(
-                        client,
-                        health,
-                        &table_id,
-                        rows,
-                        heartbeat,
-                        &observed.queues,
-                        report,
-                    )
-                    .await
-            }
+            Writes::Import { rows, heartbeat } => self
+                .table
+                .write_import(client, &table_id, rows, heartbeat, &observed.queues, report)
+                .await
+                .map_err(at(Stage::Import)),
             Writes::Rows {
                 rows,
                 deferred,
@@ -164,21 +163,15 @@ impl Syncer {
                         "more rows are due than the request budget allows this cycle; the rest wait for the next cycle (consider write_mode = \"import\" or a longer rows.refresh_after)"
                     );
                 }
+                let concurrency = self.cfg.write_concurrency;
                 self.table
-                    .write_rows(
-                        client,
-                        health,
-                        &table_id,
-                        rows,
-                        self.cfg.write_concurrency,
-                        report,
-                    )
+                    .write_rows(client, &table_id, rows, concurrency, report)
                     .await;
                 if let Some(heartbeat) = heartbeat
                     && report.fresh() > 0
                 {
                     self.table
-                        .write_heartbeat(client, health, &table_id, heartbeat)
+                        .write_heartbeat(client, &table_id, heartbeat)
                         .await;
                 }
                 Ok(())

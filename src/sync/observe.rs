@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::report::CycleReport;
+use super::report::{CycleReport, Stage};
 use super::rows::Values;
 use super::selection::Target;
 use crate::genesys::observations::{self, MAX_QUEUES_PER_QUERY};
@@ -59,9 +59,11 @@ pub async fn observe(
                 tracing::warn!(error = %e, queues = batch.len(), "observation query failed; those queues keep their old rows");
                 for id in batch {
                     failed_ids.insert(id);
-                    report
-                        .failed
-                        .push((label(id), format!("observation failed: {e}")));
+                    report.fail(
+                        label(id),
+                        Stage::Observe,
+                        format!("observation failed: {e}"),
+                    );
                 }
             }
         }
@@ -82,9 +84,11 @@ pub async fn observe(
             }
             None if !failed_ids.contains(t.id.as_str()) => {
                 tracing::warn!(queue = %t.name, id = %t.id, "queue missing from the observation answer (deleted or not visible?); its row is left as it was");
-                report
-                    .failed
-                    .push((t.name.clone(), "not in the observation answer".into()));
+                report.fail(
+                    t.name.clone(),
+                    Stage::Observe,
+                    "not in the observation answer".into(),
+                );
                 observed.missing_from_answer = true;
             }
             None => {}

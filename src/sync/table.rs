@@ -14,13 +14,12 @@ use tokio::task::JoinSet;
 
 use super::observe::Observation;
 use super::plan::{Due, Heartbeat, Held, ImportRow, TableView};
-use super::report::{CycleError, CycleReport};
+use super::report::{CycleError, CycleReport, Stage};
 use super::rows::{self, Values};
 use super::selection::Target;
 use crate::config::TableRef;
 use crate::genesys::Client;
 use crate::genesys::datatable::{self, Table};
-use crate::health::Health;
 
 pub struct TableState {
     /// The configured table, for log lines.
@@ -49,6 +48,11 @@ impl TableState {
         }
     }
 
+    /// Whether the table was found, its schema fits, and no write found it gone since.
+    pub fn usable(&self) -> bool {
+        self.table.is_some()
+    }
+
     /// What the plan needs to know of the table.
     pub fn view(&self) -> TableView<'_> {
         TableView {
@@ -58,11 +62,10 @@ impl TableState {
     }
 
     /// Finds the table once and checks its schema; forgets it when a write says it is gone.
-    pub async fn ensure(&mut self, client: &Client, health: &Health) -> Result<String, CycleError> {
+    pub async fn ensure(&mut self, client: &Client) -> Result<String, CycleError> {
         if let Some(t) = &self.table {
             return Ok(t.id.clone());
         }
-        health.set_table_ok(false);
         let found = datatable::find(client, &self.table_ref).await?;
         let table = found.ok_or_else(|| CycleError::TableMissing(self.table_ref.clone()))?;
         let problems = datatable::check_schema(&table);
@@ -74,7 +77,6 @@ impl TableState {
             });
         }
         tracing::info!(table = %table.name, id = %table.id, "data table found, schema fits");
-        health.set_table_ok(true);
         let id = table.id.clone();
         self.table = Some(table);
         self.listed = false;
@@ -154,7 +156,6 @@ impl TableState {
     pub async fn write_rows(
         &mut self,
         client: &Client,
-        health: &Health,
         table_id: &str,
         due: Vec<Due>,
         concurrency: usize,
@@ -180,8 +181,8 @@ impl TableState {
             let Ok((d, res)) = joined else { continue };
             match res {
                 Ok(()) => {
-                    report.written += 1;
-                    self.record_written(client, &d.target, d.values, d.at);
+                    self.record_written(&d.target, d.values, d.at);
+                    report.written.push((d.target, d.values));
                 }
                 Err(e) => {
                     if e.status() == Some(404) {
@@ -192,24 +193,20 @@ impl TableState {
                     // the values go back to what was last written for sure.
                     self.held.remove(&d.target.key);
                     tracing::warn!(queue = %d.target.name, error = %e, "row write failed");
-                    report
-                        .failed
-                        .push((d.target.name.clone(), format!("write failed: {e}")));
+                    report.fail(
+                        d.target.name.clone(),
+                        Stage::Write,
+                        format!("write failed: {e}"),
+                    );
                 }
             }
         }
         if table_gone {
-            self.lose_table(health);
+            self.lose_table();
         }
     }
 
-    pub async fn write_heartbeat(
-        &mut self,
-        client: &Client,
-        health: &Health,
-        table_id: &str,
-        heartbeat: Heartbeat,
-    ) {
+    pub async fn write_heartbeat(&mut self, client: &Client, table_id: &str, heartbeat: Heartbeat) {
         let row = rows::heartbeat_row(&heartbeat.key, Utc::now());
         match datatable::upsert_row(client, table_id, &heartbeat.key, &row, heartbeat.exists).await
         {
@@ -221,18 +218,16 @@ impl TableState {
                 // With unchanged rows skipped, the heartbeat may be the only write that
                 // finds out the table was deleted.
                 if e.status() == Some(404) {
-                    self.lose_table(health);
+                    self.lose_table();
                 }
             }
         }
     }
 
     /// Writes every owned row through one CSV import (ReplaceAll).
-    #[allow(clippy::too_many_arguments)]
     pub async fn write_import(
         &mut self,
         client: &Client,
-        health: &Health,
         table_id: &str,
         import: Vec<ImportRow>,
         heartbeat: Option<String>,
@@ -258,7 +253,6 @@ impl TableState {
         match datatable::import_replace_all(client, table_id, csv).await {
             Ok(outcome) => {
                 report.imported = true;
-                report.written = observed.len();
                 tracing::debug!(
                     polls = outcome.polls,
                     updated = outcome.updated,
@@ -266,7 +260,8 @@ impl TableState {
                     "import job succeeded"
                 );
                 for o in observed {
-                    self.record_written(client, &o.target, o.values, o.at);
+                    self.record_written(&o.target, o.values, o.at);
+                    report.written.push((o.target.clone(), o.values));
                 }
                 self.known_keys = keys;
                 self.listed = true;
@@ -274,12 +269,14 @@ impl TableState {
             }
             Err(e) => {
                 if e.status() == Some(404) {
-                    self.lose_table(health);
+                    self.lose_table();
                 }
                 for o in observed {
-                    report
-                        .failed
-                        .push((o.target.name.clone(), format!("import failed: {e}")));
+                    report.fail(
+                        o.target.name.clone(),
+                        Stage::Import,
+                        format!("import failed: {e}"),
+                    );
                 }
                 Err(e.into())
             }
@@ -297,23 +294,18 @@ impl TableState {
         row
     }
 
-    fn record_written(&mut self, client: &Client, t: &Target, values: Values, at: DateTime<Utc>) {
+    fn record_written(&mut self, t: &Target, values: Values, at: DateTime<Utc>) {
         self.known_keys.insert(t.key.clone());
         // The table holds seconds precision: compare ages against what it holds.
         let at = rows::as_stored(at);
-        let m = client.metrics();
-        for (column, value) in rows::columns(&values) {
-            m.queue_value(&t.name, column, value as i64);
-        }
         self.held.insert(t.key.clone(), Held { values, at });
     }
 
-    fn lose_table(&mut self, health: &Health) {
+    fn lose_table(&mut self) {
         // A 404 on POST means the table itself is gone: look it up again next cycle.
         tracing::error!(table = %self.table_ref, "the data table disappeared during writes; will look it up again next cycle");
         self.table = None;
         self.listed = false;
         self.known_keys.clear();
-        health.set_table_ok(false);
     }
 }

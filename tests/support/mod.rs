@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use genesys_queue_sync::commands::{self, RunOptions};
 use genesys_queue_sync::config::Config;
-use genesys_queue_sync::genesys::RetryPolicy;
+use genesys_queue_sync::genesys::{Client, RetryPolicy};
 use genesys_queue_sync::loopback;
+use genesys_queue_sync::metrics::Metrics;
 use genesys_queue_sync::schedule::Exit;
-use genesys_queue_sync::sync::CycleReport;
+use genesys_queue_sync::sync::{CycleReport, Syncer};
 use genesys_sim::{FieldType, LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -160,6 +161,21 @@ pub fn fast_retry() -> RetryPolicy {
         max_delay: Duration::from_millis(200),
         max_retry_after: Duration::from_secs(5),
     }
+}
+
+/// A client for `cfg` with quick retries.
+pub fn client(cfg: &Config) -> Client {
+    Client::with_policy(cfg, Metrics::new(), CancellationToken::new(), fast_retry()).unwrap()
+}
+
+/// The sync pipeline for `cfg`, driven cycle by cycle by the test (no scheduler).
+pub fn syncer(cfg: Config) -> Syncer {
+    syncer_with(cfg, fast_retry(), CancellationToken::new())
+}
+
+pub fn syncer_with(cfg: Config, retry: RetryPolicy, shutdown: CancellationToken) -> Syncer {
+    let client = Client::with_policy(&cfg, Metrics::new(), shutdown, retry).unwrap();
+    Syncer::new(client, Arc::new(cfg))
 }
 
 /// Runs the daemon in-process until `cycles` cycles have finished; returns the reports.
