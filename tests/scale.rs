@@ -6,7 +6,9 @@ mod support;
 use std::time::Duration;
 
 use genesys_queue_sync::config::{OnVanish, WriteMode};
+use genesys_queue_sync::daemon::Signals;
 use genesys_queue_sync::genesys::Client;
+use genesys_queue_sync::health::Health;
 use genesys_queue_sync::metrics::Metrics;
 use genesys_queue_sync::sync::{self, Outcome};
 use genesys_sim::{Fault, FaultAction, Match, SimOptions};
@@ -130,11 +132,19 @@ async fn over_budget_rows_are_deferred_changed_first_and_caught_up_next_cycle() 
     // Period 1 s and 1,200 requests/minute: 20 requests per cycle, 1 read + 1 heartbeat.
     let mut cfg = config(&sim, &refs, "* * * * * *");
     cfg.requests_per_minute = 1200;
+    let period = cfg.schedule.period;
     let mut s = syncer(cfg);
+    // The daemon's signals, to see the rows counters the run loop would export.
+    let mut signals = Signals::new(
+        s.client().metrics().clone(),
+        Health::new(period, s.client().metrics().clone()),
+    );
 
     let r = s.run_cycle(false).await;
+    signals.record(&r);
     assert_eq!((r.written.len(), r.deferred), (18, 12), "{r:?}");
     let r = s.run_cycle(false).await;
+    signals.record(&r);
     assert_eq!(
         (r.written.len(), r.deferred, r.skipped),
         (12, 0, 18),
@@ -147,6 +157,7 @@ async fn over_budget_rows_are_deferred_changed_first_and_caught_up_next_cycle() 
     }
     sim.set_waiting(&ids[29], "email", 50); // Waiting 5 -> 55
     let r = s.run_cycle(false).await;
+    signals.record(&r);
     assert_eq!((r.written.len(), r.deferred), (18, 8), "{r:?}");
     assert_eq!(
         int(&rows(&sim)["Q29"], "Waiting"),
