@@ -260,20 +260,207 @@ mod tests {
 
     fn t(key: &str) -> Target {
         Target {
-            id: key.into(),
+            id: format!("id-{key}"),
             name: key.into(),
             key: key.into(),
             division: String::new(),
         }
     }
 
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 2, 10, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn mins(m: i64) -> chrono::Duration {
+        chrono::Duration::minutes(m)
+    }
+
+    fn waiting(n: u64) -> Values {
+        Values {
+            waiting: n,
+            ..Values::default()
+        }
+    }
+
+    /// 60 s period, 300 requests/minute, refresh after 5 min, heartbeat on, rows mode.
+    fn policy() -> Policy {
+        Policy {
+            write_mode: WriteMode::Rows,
+            table_owned: false,
+            period: Duration::from_secs(60),
+            requests_per_minute: 300,
+            refresh_after: Duration::from_secs(300),
+            heartbeat_key: Some("_heartbeat".into()),
+        }
+    }
+
+    /// A cycle's inputs: the selection, what was observed, what the table holds.
+    #[derive(Default)]
+    struct Case {
+        targets: Vec<Target>,
+        observed: Vec<Observation>,
+        held: HashMap<String, Held>,
+        keys: HashSet<String>,
+    }
+
+    impl Case {
+        /// A queue observed now with `now_waiting`; `before` is what its row holds and
+        /// how old it is (None: no row yet).
+        fn queue(mut self, key: &str, now_waiting: u64, before: Option<(u64, i64)>) -> Self {
+            self.targets.push(t(key));
+            self.observed.push(Observation {
+                target: t(key),
+                values: waiting(now_waiting),
+                at: now(),
+            });
+            self.held_row(key, before)
+        }
+
+        /// A selected queue that could not be observed this cycle.
+        fn unobserved(mut self, key: &str, before: Option<(u64, i64)>) -> Self {
+            self.targets.push(t(key));
+            self.held_row(key, before)
+        }
+
+        fn held_row(mut self, key: &str, before: Option<(u64, i64)>) -> Self {
+            if let Some((w, age_min)) = before {
+                let held = Held {
+                    values: waiting(w),
+                    at: now() - mins(age_min),
+                };
+                self.held.insert(key.into(), held);
+                self.keys.insert(key.into());
+            }
+            self
+        }
+
+        /// Other rows in the table (not the daemon's), to fill it up.
+        fn foreign_rows(mut self, n: usize) -> Self {
+            self.keys.extend((0..n).map(|i| format!("foreign-{i}")));
+            self
+        }
+
+        fn plan(&self, policy: &Policy) -> Plan {
+            let reads = self.targets.len().div_ceil(100);
+            let view = TableView {
+                held: &self.held,
+                keys: &self.keys,
+            };
+            plan(policy, &self.targets, &self.observed, reads, view)
+        }
+    }
+
+    fn rows_of(p: &Plan) -> (Vec<&str>, Vec<&str>, Option<&Heartbeat>) {
+        match &p.writes {
+            Writes::Rows {
+                rows,
+                deferred,
+                heartbeat,
+                ..
+            } => (
+                rows.iter().map(|d| d.target.key.as_str()).collect(),
+                deferred.iter().map(|d| d.target.key.as_str()).collect(),
+                heartbeat.as_ref(),
+            ),
+            Writes::Import { .. } => panic!("expected rows, got {p:?}"),
+        }
+    }
+
+    fn import_of(p: &Plan) -> (&[ImportRow], Option<&str>) {
+        match &p.writes {
+            Writes::Import { rows, heartbeat } => (rows, heartbeat.as_deref()),
+            Writes::Rows { .. } => panic!("expected an import, got {p:?}"),
+        }
+    }
+
+    #[test]
+    fn the_budget_is_a_periods_share_of_the_minute_less_reads_and_heartbeat() {
+        let mut p = policy();
+        assert_eq!(p.row_budget(1), 300 - 1 - 1);
+        p.period = Duration::from_secs(10);
+        assert_eq!(p.row_budget(2), 50 - 2 - 1);
+        // A period over a minute still spends at most a minute's worth per cycle.
+        p.period = Duration::from_secs(300);
+        assert_eq!(p.row_budget(1), 298);
+        p.heartbeat_key = None;
+        assert_eq!(p.row_budget(1), 299);
+        // Reads alone over the budget: nothing left, never an underflow.
+        p.period = Duration::from_secs(1);
+        assert_eq!(p.row_budget(50), 0);
+    }
+
+    #[test]
+    fn only_new_changed_or_refresh_due_rows_are_written() {
+        let case = Case::default()
+            .queue("new", 1, None)
+            .queue("changed", 2, Some((1, 1)))
+            .queue("same", 3, Some((3, 1)))
+            .queue("stale", 4, Some((4, 5)));
+        let p = case.plan(&policy());
+        let (rows, deferred, _) = rows_of(&p);
+        assert_eq!(rows, ["new", "changed", "stale"]);
+        assert!(deferred.is_empty());
+        assert_eq!(p.skipped, 1, "the unchanged fresh row is skipped");
+    }
+
+    #[test]
+    fn refresh_happens_at_the_cycle_nearest_to_refresh_after() {
+        // refresh_after 5 min at a 60 s period: due from 4 min 30 s, not at 6 min.
+        let p = policy();
+        assert_eq!(p.refresh_age(), chrono::Duration::seconds(270));
+        let mut case = Case::default().queue("q", 3, Some((3, 0)));
+        for (age_s, due) in [(269, false), (270, true), (300, true)] {
+            case.held.insert(
+                "q".into(),
+                Held {
+                    values: waiting(3),
+                    at: now() - chrono::Duration::seconds(age_s),
+                },
+            );
+            let plan = case.plan(&p);
+            let (rows, _, _) = rows_of(&plan);
+            assert_eq!(rows.len(), usize::from(due), "age {age_s} s");
+            assert_eq!(plan.skipped, usize::from(!due), "age {age_s} s");
+        }
+        // A period longer than refresh_after: every cycle refreshes.
+        let mut p = policy();
+        p.period = Duration::from_secs(900);
+        assert_eq!(p.refresh_age(), chrono::Duration::zero());
+    }
+
+    #[test]
+    fn over_budget_the_biggest_change_goes_first_then_the_oldest_and_the_rest_wait() {
+        let mut p = policy();
+        // 6 requests per cycle at 10 s: 1 read + 1 heartbeat leaves 4 row writes.
+        p.requests_per_minute = 36;
+        p.period = Duration::from_secs(10);
+        let case = Case::default()
+            .queue("refresh-young", 1, Some((1, 5)))
+            .queue("small-old", 11, Some((10, 3)))
+            .queue("big", 30, Some((10, 1)))
+            .queue("refresh-old", 1, Some((1, 9)))
+            .queue("new", 1, None)
+            .queue("small-young", 11, Some((10, 1)));
+        let plan = case.plan(&p);
+        let (rows, deferred, _) = rows_of(&plan);
+        assert_eq!(rows, ["new", "big", "small-old", "small-young"]);
+        assert_eq!(
+            deferred,
+            ["refresh-old", "refresh-young"],
+            "refreshes wait behind changes, the oldest first"
+        );
+        match &plan.writes {
+            Writes::Rows { budget, .. } => assert_eq!(*budget, 4),
+            Writes::Import { .. } => unreachable!(),
+        }
+    }
+
     #[test]
     fn writes_are_ordered_biggest_change_first_then_oldest_refresh() {
-        let old = Utc
-            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-            .single()
-            .unwrap_or_default();
-        let older = old - chrono::Duration::minutes(5);
+        let old = now();
+        let older = old - mins(5);
         let mk = |k: &str, changed: bool, change: f64, held_at| Due {
             target: t(k),
             values: Values::default(),
@@ -292,5 +479,139 @@ mod tests {
         prioritize(&mut due);
         let order: Vec<&str> = due.iter().map(|d| d.target.key.as_str()).collect();
         assert_eq!(order, ["new", "big", "small", "refresh-old", "refresh-new"]);
+    }
+
+    /// 3 queues that all changed, with a budget of 1 row write per cycle.
+    fn over_budget_case() -> (Case, Policy) {
+        let mut p = policy();
+        p.requests_per_minute = 3;
+        let case = Case::default()
+            .queue("a", 1, Some((0, 1)))
+            .queue("b", 1, Some((0, 1)))
+            .queue("c", 1, Some((0, 1)));
+        (case, p)
+    }
+
+    #[test]
+    fn rows_mode_defers_and_never_imports() {
+        let (case, p) = over_budget_case();
+        let plan = case.plan(&p);
+        let (rows, deferred, _) = rows_of(&plan);
+        assert_eq!((rows.len(), deferred.len()), (1, 2));
+    }
+
+    #[test]
+    fn import_mode_imports_every_cycle_even_with_nothing_due() {
+        let mut p = policy();
+        p.write_mode = WriteMode::Import;
+        p.table_owned = true;
+        let case = Case::default().queue("a", 1, Some((1, 0)));
+        let plan = case.plan(&p);
+        let (rows, heartbeat) = import_of(&plan);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(heartbeat, Some("_heartbeat"));
+        assert_eq!(plan.skipped, 1);
+    }
+
+    #[test]
+    fn auto_mode_imports_only_an_owned_table_and_only_over_budget() {
+        let (case, mut p) = over_budget_case();
+        p.write_mode = WriteMode::Auto;
+        p.table_owned = true;
+        import_of(&case.plan(&p));
+        // Within the budget: rows.
+        p.requests_per_minute = 300;
+        let plan = case.plan(&p);
+        let (rows, deferred, _) = rows_of(&plan);
+        assert_eq!((rows.len(), deferred.len()), (3, 0));
+        // A shared table is never replaced wholesale: rows, deferring what is over.
+        p.requests_per_minute = 3;
+        p.table_owned = false;
+        let plan = case.plan(&p);
+        let (rows, deferred, _) = rows_of(&plan);
+        assert_eq!((rows.len(), deferred.len()), (1, 2));
+    }
+
+    #[test]
+    fn an_import_keeps_the_held_values_of_queues_not_observed_in_selection_order() {
+        let mut p = policy();
+        p.write_mode = WriteMode::Import;
+        let case = Case::default()
+            .unobserved("unread", Some((7, 30)))
+            .queue("read", 2, Some((1, 1)))
+            .unobserved("never-written", None);
+        let plan = case.plan(&p);
+        let (rows, _) = import_of(&plan);
+        let expected = [
+            ImportRow {
+                key: "unread".into(),
+                values: waiting(7),
+                at: now() - mins(30),
+            },
+            ImportRow {
+                key: "read".into(),
+                values: waiting(2),
+                at: now(),
+            },
+        ];
+        assert_eq!(rows, expected, "no row for a queue with no values at all");
+    }
+
+    #[test]
+    fn the_heartbeat_goes_with_the_rows_put_or_post_and_never_into_a_full_table() {
+        let p = policy();
+        let case = Case::default().queue("a", 1, Some((1, 0)));
+        let plan = case.plan(&p);
+        let (_, _, hb) = rows_of(&plan);
+        let expected = Heartbeat {
+            key: "_heartbeat".into(),
+            exists: false,
+        };
+        assert_eq!(hb, Some(&expected));
+
+        let mut case = Case::default().queue("a", 1, Some((1, 0)));
+        case.keys.insert("_heartbeat".into());
+        let plan = case.plan(&p);
+        let (_, _, hb) = rows_of(&plan);
+        assert!(
+            hb.is_some_and(|h| h.exists),
+            "an existing heartbeat is a PUT"
+        );
+
+        // 4,999 rows and one new queue row planned: the table is full after it.
+        let case = Case::default()
+            .queue("new", 1, None)
+            .foreign_rows(MAX_ROWS - 1);
+        let plan = case.plan(&p);
+        let (rows, _, hb) = rows_of(&plan);
+        assert_eq!(rows, ["new"]);
+        assert_eq!(hb, None, "a POST into a full table only fails");
+
+        // A full table whose heartbeat row exists: still written (a PUT).
+        let mut case = Case::default()
+            .queue("a", 1, Some((1, 0)))
+            .foreign_rows(MAX_ROWS - 2);
+        case.keys.insert("_heartbeat".into());
+        let plan = case.plan(&p);
+        assert!(rows_of(&plan).2.is_some());
+
+        let mut off = policy();
+        off.heartbeat_key = None;
+        assert_eq!(rows_of(&case.plan(&off)).2, None);
+    }
+
+    #[test]
+    fn an_import_of_5000_rows_leaves_the_heartbeat_out() {
+        let mut p = policy();
+        p.write_mode = WriteMode::Import;
+        let mut case = Case::default();
+        for i in 0..MAX_ROWS - 1 {
+            case = case.queue(&format!("q{i}"), 1, None);
+        }
+        assert_eq!(import_of(&case.plan(&p)).1, Some("_heartbeat"));
+        case = case.queue("last", 1, None);
+        let plan = case.plan(&p);
+        let (rows, heartbeat) = import_of(&plan);
+        assert_eq!((rows.len(), heartbeat), (MAX_ROWS, None));
     }
 }
