@@ -10,6 +10,7 @@ pub mod genesys;
 pub mod health;
 pub mod loopback;
 pub mod metrics;
+pub mod push;
 pub mod redact;
 pub mod schedule;
 pub mod sync;

@@ -50,6 +50,7 @@ pub struct Metrics {
     pub rows: Family<Labels, Counter>,
     pub skipped_ticks: Counter,
     pub queue_values: Family<Labels, Gauge>,
+    pub push: crate::push::metrics::PushMetrics,
 }
 
 impl Default for Metrics {
@@ -158,6 +159,7 @@ impl Metrics {
         for result in ROW_RESULTS {
             let _ = rows.get_or_create(&vec![("result", (*result).to_owned())]);
         }
+        let push = crate::push::metrics::PushMetrics::register(&mut r);
         Self {
             registry: std::sync::Arc::new(root),
             build_info,
@@ -173,6 +175,7 @@ impl Metrics {
             rows,
             skipped_ticks,
             queue_values,
+            push,
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod datatable;
 pub mod limiter;
+pub mod notifications;
 pub mod observations;
 pub mod queues;
 
@@ -245,6 +246,11 @@ impl Client {
 
     pub fn auth(&self) -> &TokenSource {
         &self.inner.auth
+    }
+
+    /// The HTTP client itself, for the notification socket (an upgrade, not an API call).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
     }
 
     /// Sends a request and decodes the JSON answer.
