@@ -396,6 +396,12 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
         ("build_info", "gauge", None),
         ("ready", "gauge", None),
         ("api_request_duration_seconds", "histogram", Some("seconds")),
+        ("push_connected", "gauge", None),
+        ("push_events", "counter", None),
+        ("push_reconnects", "counter", None),
+        ("push_channel_renewals", "counter", None),
+        ("push_channel_failures", "counter", None),
+        ("push_change_to_write_seconds", "histogram", Some("seconds")),
     ];
     // The process_* families every Prometheus client exports, unprefixed.
     let process: &[(&str, &str, Option<&str>)] = &[

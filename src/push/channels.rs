@@ -115,7 +115,10 @@ mod tests {
         assert_eq!(p.changed(&current), [0, 2]);
         assert!(!p.slots[0].contains(&"q5".to_owned()));
         assert_eq!(p.slots[1], current[1], "untouched");
-        assert!(p.slots[0].contains(&"q2600".to_owned()), "q5's place is reused");
+        assert!(
+            p.slots[0].contains(&"q2600".to_owned()),
+            "q5's place is reused"
+        );
         assert_eq!(p.slots[2].len(), 501);
         // Unchanged selection: nothing to do.
         assert!(

@@ -129,6 +129,8 @@ struct Slot {
     subscribed: bool,
     /// When to resubscribe (renewal before expiry).
     renew_at: Option<Instant>,
+    /// A channel's life as its creation answer gave it (24 h documented).
+    lifetime: Duration,
     socket: Option<(u64, JoinHandle<()>)>,
     open: bool,
     backoff: Backoff,
@@ -217,6 +219,7 @@ impl Supervisor {
                     channel: None,
                     subscribed: false,
                     renew_at: None,
+                    lifetime: api::CHANNEL_LIFETIME,
                     socket: None,
                     open: false,
                     backoff: Backoff::new(
@@ -286,8 +289,15 @@ impl Supervisor {
             if self.slots[i].channel.is_none() {
                 match api::create_channel(&self.client).await {
                     Ok(c) => {
+                        if let Some(exp) = c.expires {
+                            let life = (exp - Utc::now()).to_std().unwrap_or_default();
+                            if !life.is_zero() {
+                                self.slots[i].lifetime = life;
+                            }
+                        }
                         self.slots[i].channel = Some(c);
                         self.slots[i].subscribed = false;
+                        self.slots[i].renew_at = None;
                     }
                     Err(e) => return self.refuse(e),
                 }
@@ -311,21 +321,30 @@ impl Supervisor {
                                 "Genesys did not take some queue topics; those queues are only polled"
                             );
                         }
+                        // Subscribing gives the channel another lifetime. The PUT's answer
+                        // does not say until when: after the first subscription the
+                        // creation answer's expiry holds; after a renewal the channel
+                        // listing is asked (one request a day per channel), and when it
+                        // does not say, the lifetime seen at creation is assumed.
+                        let renewal = self.slots[i].renew_at.is_some();
+                        let listed = if renewal {
+                            api::channel_expiry(&self.client, &channel)
+                                .await
+                                .ok()
+                                .flatten()
+                        } else {
+                            None
+                        };
                         let slot = &mut self.slots[i];
                         slot.subscribed = true;
-                        // Resubscribing gives the channel another 24 h. The answer does
-                        // not say until when, so the creation answer's expiry is used
-                        // first and the documented lifetime after a resubscription.
-                        let expires = channel
-                            .expires
-                            .filter(|_| slot.renew_at.is_none())
+                        let now = Utc::now();
+                        let expires = listed
+                            .or(channel.expires.filter(|_| !renewal))
                             .unwrap_or_else(|| {
-                                Utc::now()
-                                    + chrono::Duration::seconds(
-                                        api::CHANNEL_LIFETIME.as_secs() as i64
-                                    )
+                                now + chrono::Duration::from_std(slot.lifetime)
+                                    .unwrap_or(chrono::Duration::MAX)
                             });
-                        let left = (expires - Utc::now()).to_std().unwrap_or_default();
+                        let left = (expires - now).to_std().unwrap_or_default();
                         slot.renew_at = Some(Instant::now() + left.mul_f64(self.settings.renew_at));
                     }
                     Err(e) if e.status() == Some(404) => {

@@ -19,6 +19,7 @@ mod analytics;
 mod auth;
 mod directory;
 mod net;
+mod notifications;
 mod org;
 mod pipeline;
 mod routes;
@@ -26,6 +27,7 @@ mod tables;
 mod vocab;
 mod wire;
 
+pub use notifications::{ChannelInfo, NotificationOptions, NotificationStats};
 pub use pipeline::{Fault, FaultAction, LoggedRequest, Match};
 pub use vocab::{FieldType, QueueTruth, RoutingStatus, SystemPresence};
 
@@ -52,6 +54,8 @@ pub struct SimOptions {
     pub max_page_size: u32,
     /// When set, a background task changes random agents and waiting counts every period.
     pub churn: Option<Duration>,
+    /// The notification service (heartbeat period, channel lifetime, event rate).
+    pub notifications: NotificationOptions,
 }
 
 impl Default for SimOptions {
@@ -64,6 +68,7 @@ impl Default for SimOptions {
             latency: Duration::ZERO,
             max_page_size: 500,
             churn: None,
+            notifications: NotificationOptions::default(),
         }
     }
 }
@@ -83,6 +88,8 @@ pub(crate) struct Shared {
     pub(crate) auth: Mutex<auth::Auth>,
     pub(crate) faults: Mutex<Vec<Fault>>,
     pub(crate) log: Mutex<Vec<LoggedRequest>>,
+    /// Channels, subscriptions and sockets of the Notifications API.
+    pub(crate) notifications: Mutex<notifications::Notifications>,
     /// `http://127.0.0.1:PORT` of the upload listener.
     pub(crate) upload_base: String,
 }
@@ -118,8 +125,11 @@ impl Sim {
     pub async fn start(opts: SimOptions) -> std::io::Result<Sim> {
         let api = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let uploads = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let streaming = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = api.local_addr()?;
         let upload_addr = uploads.local_addr()?;
+        let stream_addr = streaming.local_addr()?;
+        let scan = opts.notifications.scan;
         let shared = Arc::new(Shared {
             cfg: Config {
                 token_expires_in: opts.token_expires_in,
@@ -132,6 +142,10 @@ impl Sim {
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             upload_base: format!("http://{upload_addr}"),
+            notifications: Mutex::new(notifications::Notifications::new(
+                opts.notifications,
+                format!("ws://{stream_addr}"),
+            )),
         });
         let cancel = CancellationToken::new();
         net::serve(api, pipeline::Listener::Api, shared.clone(), cancel.clone());
@@ -141,6 +155,8 @@ impl Sim {
             shared.clone(),
             cancel.clone(),
         );
+        notifications::stream::serve(streaming, shared.clone(), cancel.clone());
+        tokio::spawn(publish(shared.clone(), scan, cancel.clone()));
         if let Some(period) = opts.churn {
             tokio::spawn(churn(shared.clone(), period, cancel.clone()));
         }
@@ -307,6 +323,59 @@ impl Sim {
 
     pub fn clear_log(&self) {
         lock(&self.handle.shared.log).clear();
+    }
+
+    // ---- notifications ----
+
+    fn notifications(&self) -> MutexGuard<'_, notifications::Notifications> {
+        lock(&self.handle.shared.notifications)
+    }
+
+    /// The notification channels that exist now.
+    pub fn channels(&self) -> Vec<ChannelInfo> {
+        self.notifications().info()
+    }
+
+    pub fn notification_stats(&self) -> NotificationStats {
+        self.notifications().stats()
+    }
+
+    /// Drops every open notification socket without a close frame (a network cut).
+    pub fn drop_sockets(&self) {
+        self.notifications().drop_sockets();
+    }
+
+    /// Open sockets stay open but receive nothing more, heartbeats included (a half-open
+    /// connection); sockets opened later are normal.
+    pub fn silence_sockets(&self) {
+        self.notifications().silence_sockets();
+    }
+
+    /// Every channel expires now: sockets close, subscriptions and connects answer 404.
+    pub fn expire_channels(&self) {
+        self.notifications()
+            .expire_channels(tokio::time::Instant::now());
+    }
+
+    /// While on, observation events are lost instead of delivered (heartbeats still come).
+    pub fn drop_events(&self, on: bool) {
+        self.notifications().set_drop_events(on);
+    }
+}
+
+/// The notification publisher: expiries, heartbeats and events, every `scan`.
+async fn publish(shared: Arc<Shared>, scan: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(scan.max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                // Org first, then notifications: the one lock order used everywhere.
+                let org = lock(&shared.org);
+                lock(&shared.notifications).step(&org, tokio::time::Instant::now());
+            }
+        }
     }
 }
 

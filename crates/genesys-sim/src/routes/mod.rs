@@ -353,6 +353,45 @@ pub(crate) fn api(shared: &Shared, req: &ApiRequest<'_>) -> Reply {
             })),
             _ => method_not_allowed(),
         },
+        ["api", "v2", "notifications", "channels"] => match *m {
+            Method::POST => {
+                let body = lock(&shared.notifications).create_channel(tokio::time::Instant::now());
+                Reply::json(200, body)
+            }
+            Method::GET => Reply::json(200, lock(&shared.notifications).list_channels()),
+            _ => method_not_allowed(),
+        },
+        [
+            "api",
+            "v2",
+            "notifications",
+            "channels",
+            id,
+            "subscriptions",
+        ] => match *m {
+            Method::GET => reply(
+                lock(&shared.notifications)
+                    .subscriptions(id)
+                    .map(|v| Reply::json(200, v)),
+            ),
+            Method::PUT | Method::POST => reply(json_body(req).and_then(|body| {
+                let org = lock(&shared.org);
+                let v = lock(&shared.notifications).subscribe(
+                    id,
+                    &body,
+                    *m == Method::PUT,
+                    &org,
+                    tokio::time::Instant::now(),
+                )?;
+                Ok(Reply::json(200, v))
+            })),
+            Method::DELETE => reply(
+                lock(&shared.notifications)
+                    .unsubscribe_all(id)
+                    .map(|()| Reply::empty(204)),
+            ),
+            _ => method_not_allowed(),
+        },
         ["api", "v2", "flows", "datatables"] => match *m {
             Method::GET => reply(list_tables(shared, &q, max)),
             Method::POST => reply(json_body(req).and_then(|body| {

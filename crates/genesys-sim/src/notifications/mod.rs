@@ -1,0 +1,696 @@
+//! The Notifications API: channels, their subscriptions, the streaming WebSocket, and the
+//! publisher that turns changes in the org into queue observation events.
+//!
+//! As Genesys documents it: a channel lives 24 h after its creation or last subscription
+//! change; an OAuth client holds at most 20 channels (creating a 21st removes the oldest,
+//! channels without a socket first); a channel holds at most 1,000 topics; one socket per
+//! channel (a second connection closes the first); heartbeats on `channel.metadata`; events
+//! published on change, at most once a second per topic; events sent while no socket is
+//! open are lost.
+//!
+//! What an observation event carries is not documented beyond "current waiting
+//! conversations in queue and the current agent routing statuses of queue members", so
+//! the simulator sends exactly that: the user group (`oOnQueueUsers`,
+//! `oUserRoutingStatuses`, by routing status) and one group per media type (`oWaiting`,
+//! `oInteracting`, `oAlerting`), only the groups that changed. Presence metrics are never
+//! in an event: they come from the observation query only. A qualifier that dropped to
+//! zero is sent with count 0, and a metric with nothing left is sent with count 0, so a
+//! client reading "absent qualifier of a present metric = 0" and one reading the zeros
+//! both arrive at the truth.
+
+pub(crate) mod stream;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::org::Org;
+use crate::wire::{ApiError, iso, new_id};
+
+pub(crate) const MAX_CHANNELS: usize = 20;
+pub(crate) const MAX_TOPICS: usize = 1000;
+const HEARTBEAT_TOPIC: &str = "channel.metadata";
+
+/// How the notification service behaves; `Default` is Genesys' documented behaviour.
+#[derive(Clone, Debug)]
+pub struct NotificationOptions {
+    /// Between two heartbeats on an open socket.
+    pub heartbeat: Duration,
+    /// A channel's life after its creation or last subscription change.
+    pub channel_lifetime: Duration,
+    /// At most one publication per topic this often.
+    pub min_event_interval: Duration,
+    /// How often the publisher looks for changes.
+    pub scan: Duration,
+}
+
+impl Default for NotificationOptions {
+    fn default() -> Self {
+        NotificationOptions {
+            heartbeat: Duration::from_secs(30),
+            channel_lifetime: Duration::from_secs(24 * 3600),
+            min_event_interval: Duration::from_secs(1),
+            scan: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What a test can see of a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelInfo {
+    pub id: String,
+    pub topics: usize,
+    pub connected: bool,
+}
+
+/// Counters of what the service did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotificationStats {
+    pub channels_created: u64,
+    /// Channels removed because a 21st was created.
+    pub channels_evicted: u64,
+    pub channels_expired: u64,
+    pub sockets_opened: u64,
+    /// Observation messages delivered to a socket.
+    pub events_sent: u64,
+    /// Observation messages lost: no socket open, or dropped by the `drop_events` fault.
+    pub events_lost: u64,
+    pub heartbeats_sent: u64,
+}
+
+/// A message for a socket task.
+#[derive(Debug)]
+pub(crate) enum Out {
+    Text(String),
+    /// Close with this code and reason.
+    Close(u16, String),
+    /// Drop the connection without a close frame.
+    Drop,
+}
+
+struct Conn {
+    id: u64,
+    tx: mpsc::UnboundedSender<Out>,
+    /// Receives nothing any more (a half-open connection).
+    silenced: bool,
+    last_heartbeat: Instant,
+}
+
+struct Channel {
+    seq: u64,
+    topics: BTreeSet<String>,
+    expires: Instant,
+    expires_wall: chrono::DateTime<Utc>,
+    conn: Option<Conn>,
+}
+
+/// Per media group (None: the user group), per (metric, qualifier): the count.
+type Snapshot = BTreeMap<Option<String>, BTreeMap<(String, Option<String>), u64>>;
+
+struct TopicState {
+    last: Snapshot,
+    published_at: Option<Instant>,
+}
+
+pub(crate) struct Notifications {
+    opts: NotificationOptions,
+    channels: BTreeMap<String, Channel>,
+    next_seq: u64,
+    next_conn: u64,
+    topics: BTreeMap<String, TopicState>,
+    drop_events: bool,
+    /// `ws://127.0.0.1:PORT` of the streaming listener.
+    stream_base: String,
+    stats: NotificationStats,
+}
+
+fn topic_queue(topic: &str) -> Option<&str> {
+    topic
+        .strip_prefix("v2.analytics.queues.")?
+        .strip_suffix(".observations")
+        .filter(|q| !q.is_empty() && !q.contains('.'))
+}
+
+impl Notifications {
+    pub(crate) fn new(opts: NotificationOptions, stream_base: String) -> Notifications {
+        Notifications {
+            opts,
+            channels: BTreeMap::new(),
+            next_seq: 0,
+            next_conn: 0,
+            topics: BTreeMap::new(),
+            drop_events: false,
+            stream_base,
+            stats: NotificationStats::default(),
+        }
+    }
+
+    fn channel_json(&self, id: &str, c: &Channel) -> Value {
+        json!({
+            "id": id,
+            "connectUri": format!("{}/channels/{id}", self.stream_base),
+            "expires": iso(c.expires_wall),
+        })
+    }
+
+    /// `POST /api/v2/notifications/channels`.
+    pub(crate) fn create_channel(&mut self, now: Instant) -> Value {
+        if self.channels.len() >= MAX_CHANNELS {
+            // The oldest goes, channels without a socket first.
+            let victim = self
+                .channels
+                .iter()
+                .min_by_key(|(_, c)| (c.conn.is_some(), c.seq))
+                .map(|(id, _)| id.clone());
+            if let Some(id) = victim
+                && let Some(c) = self.channels.remove(&id)
+            {
+                self.stats.channels_evicted += 1;
+                if let Some(conn) = c.conn {
+                    let _ = conn.tx.send(Out::Close(1000, "channel removed".into()));
+                }
+            }
+        }
+        let id = format!("streaming-0-{}", new_id().replace('-', ""));
+        self.next_seq += 1;
+        let c = Channel {
+            seq: self.next_seq,
+            topics: BTreeSet::new(),
+            expires: now + self.opts.channel_lifetime,
+            expires_wall: self.wall_expiry(),
+            conn: None,
+        };
+        let body = self.channel_json(&id, &c);
+        self.channels.insert(id, c);
+        self.stats.channels_created += 1;
+        body
+    }
+
+    fn wall_expiry(&self) -> chrono::DateTime<Utc> {
+        Utc::now()
+            + chrono::Duration::from_std(self.opts.channel_lifetime)
+                .unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// `GET /api/v2/notifications/channels`.
+    pub(crate) fn list_channels(&self) -> Value {
+        let entities: Vec<Value> = self
+            .channels
+            .iter()
+            .map(|(id, c)| self.channel_json(id, c))
+            .collect();
+        json!({ "entities": entities })
+    }
+
+    fn topics_json(c: &Channel) -> Value {
+        let entities: Vec<Value> = c
+            .topics
+            .iter()
+            .map(|t| json!({"id": t, "state": "Permitted"}))
+            .collect();
+        json!({ "entities": entities })
+    }
+
+    /// `GET .../subscriptions`.
+    pub(crate) fn subscriptions(&self, id: &str) -> Result<Value, ApiError> {
+        let c = self.channels.get(id).ok_or_else(ApiError::not_found)?;
+        Ok(Self::topics_json(c))
+    }
+
+    /// `PUT` (replace) or `POST` (add) `.../subscriptions`: also renews the channel.
+    pub(crate) fn subscribe(
+        &mut self,
+        id: &str,
+        body: &Value,
+        replace: bool,
+        org: &Org,
+        now: Instant,
+    ) -> Result<Value, ApiError> {
+        let items = body
+            .as_array()
+            .ok_or_else(|| ApiError::bad_request("The body must be a list of topics."))?;
+        let mut topics = BTreeSet::new();
+        for item in items {
+            let t = item
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad_request("Every topic needs an id."))?;
+            if topic_queue(t).is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "The topic {t} is not a valid topic."
+                )));
+            }
+            topics.insert(t.to_owned());
+        }
+        let expiry = self.wall_expiry();
+        let c = self.channels.get_mut(id).ok_or_else(ApiError::not_found)?;
+        let merged: BTreeSet<String> = if replace {
+            topics
+        } else {
+            c.topics.union(&topics).cloned().collect()
+        };
+        if merged.len() > MAX_TOPICS {
+            return Err(ApiError::new(
+                400,
+                "notification.too.many.topics",
+                format!("A channel may subscribe to at most {MAX_TOPICS} topics."),
+            ));
+        }
+        for t in &merged {
+            if !c.topics.contains(t) {
+                // A topic starts from the queue's state now: Genesys sends no snapshot on
+                // subscription, only changes after it.
+                if let Some(q) = topic_queue(t) {
+                    let snap = snapshot(org, q);
+                    self.topics.entry(t.clone()).or_insert(TopicState {
+                        last: snap,
+                        published_at: None,
+                    });
+                }
+            }
+        }
+        c.topics = merged;
+        c.expires = now + self.opts.channel_lifetime;
+        c.expires_wall = expiry;
+        Ok(Self::topics_json(c))
+    }
+
+    /// `DELETE .../subscriptions`.
+    pub(crate) fn unsubscribe_all(&mut self, id: &str) -> Result<(), ApiError> {
+        let c = self.channels.get_mut(id).ok_or_else(ApiError::not_found)?;
+        c.topics.clear();
+        Ok(())
+    }
+
+    /// A socket connects to a channel; None when the channel does not exist. Closes the
+    /// channel's previous socket.
+    pub(crate) fn connect(
+        &mut self,
+        id: &str,
+        now: Instant,
+    ) -> Option<(u64, mpsc::UnboundedReceiver<Out>)> {
+        let c = self.channels.get_mut(id)?;
+        self.next_conn += 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(old) = c.conn.take() {
+            let _ = old.tx.send(Out::Close(
+                1000,
+                "another connection took the channel".into(),
+            ));
+        }
+        c.conn = Some(Conn {
+            id: self.next_conn,
+            tx,
+            silenced: false,
+            last_heartbeat: now,
+        });
+        self.stats.sockets_opened += 1;
+        Some((self.next_conn, rx))
+    }
+
+    /// A socket task ended.
+    pub(crate) fn disconnected(&mut self, id: &str, conn: u64) {
+        if let Some(c) = self.channels.get_mut(id)
+            && c.conn.as_ref().is_some_and(|k| k.id == conn)
+        {
+            c.conn = None;
+        }
+    }
+
+    /// Whether a connection still receives (a ping from a silenced one gets no pong).
+    pub(crate) fn is_live(&self, id: &str, conn: u64) -> bool {
+        self.channels
+            .get(id)
+            .and_then(|c| c.conn.as_ref())
+            .is_some_and(|k| k.id == conn && !k.silenced)
+    }
+
+    // ---- faults ----
+
+    pub(crate) fn drop_sockets(&mut self) {
+        for c in self.channels.values_mut() {
+            if let Some(conn) = c.conn.take() {
+                let _ = conn.tx.send(Out::Drop);
+            }
+        }
+    }
+
+    pub(crate) fn silence_sockets(&mut self) {
+        for c in self.channels.values_mut() {
+            if let Some(conn) = c.conn.as_mut() {
+                conn.silenced = true;
+            }
+        }
+    }
+
+    pub(crate) fn expire_channels(&mut self, now: Instant) {
+        for c in self.channels.values_mut() {
+            c.expires = now;
+        }
+        self.expire(now);
+    }
+
+    pub(crate) fn set_drop_events(&mut self, on: bool) {
+        self.drop_events = on;
+    }
+
+    pub(crate) fn info(&self) -> Vec<ChannelInfo> {
+        self.channels
+            .iter()
+            .map(|(id, c)| ChannelInfo {
+                id: id.clone(),
+                topics: c.topics.len(),
+                connected: c.conn.is_some(),
+            })
+            .collect()
+    }
+
+    pub(crate) fn stats(&self) -> NotificationStats {
+        self.stats.clone()
+    }
+
+    // ---- the publisher ----
+
+    fn expire(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| c.expires <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some(c) = self.channels.remove(&id) {
+                self.stats.channels_expired += 1;
+                if let Some(conn) = c.conn {
+                    let _ = conn.tx.send(Out::Close(1000, "channel expired".into()));
+                }
+            }
+        }
+    }
+
+    /// One publisher step: expiries, heartbeats, events for every topic that changed.
+    pub(crate) fn step(&mut self, org: &Org, now: Instant) {
+        self.expire(now);
+        let heartbeat = json!({
+            "topicName": HEARTBEAT_TOPIC,
+            "eventBody": {"message": "WebSocket Heartbeat"},
+        })
+        .to_string();
+        for c in self.channels.values_mut() {
+            if let Some(conn) = c.conn.as_mut()
+                && !conn.silenced
+                && now.saturating_duration_since(conn.last_heartbeat) >= self.opts.heartbeat
+            {
+                conn.last_heartbeat = now;
+                let _ = conn.tx.send(Out::Text(heartbeat.clone()));
+                self.stats.heartbeats_sent += 1;
+            }
+        }
+        let subscribed: BTreeSet<String> = self
+            .channels
+            .values()
+            .flat_map(|c| c.topics.iter().cloned())
+            .collect();
+        // Topics nobody subscribes to any more are forgotten.
+        self.topics.retain(|t, _| subscribed.contains(t));
+        for topic in subscribed {
+            let Some(queue) = topic_queue(&topic) else {
+                continue;
+            };
+            let current = snapshot(org, queue);
+            let state = self.topics.entry(topic.clone()).or_insert(TopicState {
+                last: current.clone(),
+                published_at: None,
+            });
+            if state.last == current {
+                continue;
+            }
+            if state
+                .published_at
+                .is_some_and(|t| now.saturating_duration_since(t) < self.opts.min_event_interval)
+            {
+                continue;
+            }
+            let messages = messages(&topic, queue, &state.last, &current);
+            state.last = current;
+            state.published_at = Some(now);
+            for c in self.channels.values() {
+                if !c.topics.contains(&topic) {
+                    continue;
+                }
+                for m in &messages {
+                    match &c.conn {
+                        Some(conn) if !conn.silenced && !self.drop_events => {
+                            let _ = conn.tx.send(Out::Text(m.clone()));
+                            self.stats.events_sent += 1;
+                        }
+                        _ => self.stats.events_lost += 1,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a queue's events would say right now.
+fn snapshot(org: &Org, queue_id: &str) -> Snapshot {
+    let mut s: Snapshot = BTreeMap::new();
+    let mut user = BTreeMap::new();
+    for a in org.members(queue_id) {
+        if a.on_queue() {
+            *user
+                .entry((
+                    "oOnQueueUsers".to_owned(),
+                    Some(a.routing.wire_name().to_owned()),
+                ))
+                .or_insert(0) += 1;
+        }
+        {
+            *user
+                .entry((
+                    "oUserRoutingStatuses".to_owned(),
+                    Some(a.effective_routing().wire_name().to_owned()),
+                ))
+                .or_insert(0) += 1;
+        }
+    }
+    s.insert(None, user);
+    for ((q, media), c) in &org.conversations {
+        if q != queue_id {
+            continue;
+        }
+        let mut g = BTreeMap::new();
+        for (metric, n) in [
+            ("oWaiting", c.waiting),
+            ("oInteracting", c.interacting),
+            ("oAlerting", c.alerting),
+        ] {
+            if n > 0 {
+                g.insert((metric.to_owned(), None), u64::from(n));
+            }
+        }
+        s.insert(Some(media.clone()), g);
+    }
+    s
+}
+
+/// The messages for the groups of `current` that differ from `last`.
+fn messages(topic: &str, queue_id: &str, last: &Snapshot, current: &Snapshot) -> Vec<String> {
+    let empty = BTreeMap::new();
+    let groups: BTreeSet<&Option<String>> = last.keys().chain(current.keys()).collect();
+    let now = Utc::now();
+    let interval = format!("{}/{}", iso(now), iso(now + chrono::Duration::seconds(1)));
+    let mut out = Vec::new();
+    for g in groups {
+        let before = last.get(g).unwrap_or(&empty);
+        let after = current.get(g).unwrap_or(&empty);
+        if before == after {
+            continue;
+        }
+        let carried: &[&str] = match g {
+            None => &["oOnQueueUsers", "oUserRoutingStatuses"],
+            Some(_) => &["oWaiting", "oInteracting", "oAlerting"],
+        };
+        let mut metrics = Vec::new();
+        for &metric in carried {
+            let mut entries: Vec<Value> = Vec::new();
+            let quals: BTreeSet<&Option<String>> = before
+                .keys()
+                .chain(after.keys())
+                .filter(|(m, _)| m == metric)
+                .map(|(_, q)| q)
+                .collect();
+            for q in quals {
+                let n = after
+                    .get(&(metric.to_owned(), q.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                let mut e = json!({"metric": metric, "stats": {"count": n}});
+                if let Some(q) = q {
+                    e["qualifier"] = json!(q);
+                }
+                entries.push(e);
+            }
+            if entries.is_empty() && g.is_some() {
+                entries.push(json!({"metric": metric, "stats": {"count": 0}}));
+            }
+            metrics.extend(entries);
+        }
+        let mut group = json!({"queueId": queue_id});
+        if let Some(media) = g {
+            group["mediaType"] = json!(media);
+        }
+        out.push(
+            json!({
+                "topicName": topic,
+                "version": "2",
+                "eventBody": {"group": group, "data": [{"interval": interval, "metrics": metrics}]},
+                "metadata": {"CorrelationId": new_id()},
+            })
+            .to_string(),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::analytics::ConvKind;
+    use crate::directory::HOME_DIVISION;
+    use crate::{RoutingStatus, SystemPresence};
+
+    fn topic(q: &str) -> String {
+        format!("v2.analytics.queues.{q}.observations")
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<Out>) -> Vec<Value> {
+        let mut v = Vec::new();
+        while let Ok(Out::Text(t)) = rx.try_recv() {
+            v.push(serde_json::from_str(&t).unwrap());
+        }
+        v
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_on_change_at_most_once_a_second_per_topic() {
+        let mut org = Org::new();
+        let q = org.add_queue("Q", HOME_DIVISION);
+        let agent = org.add_agent(SystemPresence::OnQueue, RoutingStatus::Idle, &[&q]);
+        let mut n = Notifications::new(NotificationOptions::default(), "ws://x".into());
+        let t0 = Instant::now();
+        let ch = n.create_channel(t0);
+        let id = ch["id"].as_str().unwrap().to_owned();
+        n.subscribe(&id, &json!([{"id": topic(&q)}]), true, &org, t0)
+            .unwrap();
+        let (_, mut rx) = n.connect(&id, t0).unwrap();
+        n.step(&org, t0);
+        assert!(drain(&mut rx).is_empty(), "no snapshot on subscription");
+
+        org.set_conversations(&q, "voice", ConvKind::Waiting, 2);
+        n.step(&org, t0 + Duration::from_millis(100));
+        let got = drain(&mut rx);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["eventBody"]["group"]["mediaType"], "voice");
+        assert_eq!(
+            got[0]["eventBody"]["data"][0]["metrics"][0]["metric"],
+            "oWaiting"
+        );
+        assert_eq!(
+            got[0]["eventBody"]["data"][0]["metrics"][0]["stats"]["count"],
+            2
+        );
+
+        // Two more changes within the second: one publication, after it, with the latest.
+        org.set_agent(&agent, SystemPresence::OnQueue, RoutingStatus::Interacting);
+        n.step(&org, t0 + Duration::from_millis(500));
+        org.set_conversations(&q, "voice", ConvKind::Waiting, 0);
+        n.step(&org, t0 + Duration::from_millis(900));
+        assert!(drain(&mut rx).is_empty());
+        n.step(&org, t0 + Duration::from_millis(1100));
+        let got = drain(&mut rx);
+        assert_eq!(got.len(), 2, "the user group and the voice group changed");
+        let user = got
+            .iter()
+            .find(|m| m["eventBody"]["group"].get("mediaType").is_none())
+            .unwrap();
+        let metrics = user["eventBody"]["data"][0]["metrics"].as_array().unwrap();
+        let idle = metrics
+            .iter()
+            .find(|m| m["metric"] == "oOnQueueUsers" && m["qualifier"] == "IDLE")
+            .unwrap();
+        assert_eq!(
+            idle["stats"]["count"], 0,
+            "a qualifier that dropped to 0 says so"
+        );
+        let voice = got
+            .iter()
+            .find(|m| m["eventBody"]["group"]["mediaType"] == "voice")
+            .unwrap();
+        assert_eq!(
+            voice["eventBody"]["data"][0]["metrics"][0]["stats"]["count"],
+            0
+        );
+        assert!(
+            !metrics.iter().any(|m| m["metric"] == "oUserPresences"),
+            "presence is query-only"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limits_expiry_and_faults() {
+        let org = Org::new();
+        let mut n = Notifications::new(NotificationOptions::default(), "ws://x".into());
+        let t0 = Instant::now();
+        let first = n.create_channel(t0)["id"].as_str().unwrap().to_owned();
+        let (_, mut first_rx) = n.connect(&first, t0).unwrap();
+        for _ in 0..MAX_CHANNELS {
+            n.create_channel(t0);
+        }
+        assert_eq!(n.info().len(), MAX_CHANNELS);
+        assert!(
+            n.info().iter().any(|c| c.id == first),
+            "channels without a socket go first"
+        );
+        let ids: Vec<String> = n.info().into_iter().map(|c| c.id).collect();
+        let _rxs: Vec<_> = ids
+            .iter()
+            .filter(|id| **id != first)
+            .map(|id| n.connect(id, t0).unwrap().1)
+            .collect();
+        n.create_channel(t0);
+        assert!(!n.info().iter().any(|c| c.id == first), "then the oldest");
+        assert!(matches!(first_rx.try_recv(), Ok(Out::Close(..))));
+
+        let id = n.create_channel(t0)["id"].as_str().unwrap().to_owned();
+        let too_many: Vec<Value> = (0..=MAX_TOPICS)
+            .map(|i| json!({"id": topic(&format!("q{i}"))}))
+            .collect();
+        let e = n
+            .subscribe(&id, &Value::Array(too_many), true, &org, t0)
+            .unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(n.subscribe("nope", &json!([]), true, &org, t0).is_err());
+
+        // Subscribing renews; past the lifetime the channel and its socket go.
+        let life = NotificationOptions::default().channel_lifetime;
+        n.subscribe(&id, &json!([{"id": topic("a")}]), true, &org, t0 + life / 2)
+            .unwrap();
+        let (_, mut rx) = n.connect(&id, t0 + life / 2).unwrap();
+        n.step(&org, t0 + life - Duration::from_secs(1));
+        assert!(n.info().iter().any(|c| c.id == id), "renewed");
+        n.step(&org, t0 + life + life / 2);
+        assert!(!n.info().iter().any(|c| c.id == id));
+        let mut closed = false;
+        while let Ok(out) = rx.try_recv() {
+            closed |= matches!(out, Out::Close(..));
+        }
+        assert!(closed, "the expired channel's socket is closed");
+        assert!(n.stats().heartbeats_sent > 0);
+    }
+}
