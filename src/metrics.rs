@@ -159,7 +159,7 @@ impl Metrics {
         for result in ROW_RESULTS {
             let _ = rows.get_or_create(&vec![("result", (*result).to_owned())]);
         }
-        let push = crate::push::metrics::PushMetrics::register(&mut r);
+        let push = crate::push::metrics::PushMetrics::register(r);
         Self {
             registry: std::sync::Arc::new(root),
             build_info,

@@ -46,6 +46,9 @@ struct Registry {
     fixed: Vec<String>,
     tokens: VecDeque<Vec<String>>,
     uploads: VecDeque<Vec<String>>,
+    /// Notification channel ids: each one (and its connectUri, which holds it) lets anyone
+    /// take the channel's single socket.
+    channels: VecDeque<String>,
 }
 
 impl Registry {
@@ -54,6 +57,7 @@ impl Registry {
             .iter()
             .chain(self.tokens.iter().flatten())
             .chain(self.uploads.iter().flatten())
+            .chain(self.channels.iter())
     }
 }
 
@@ -144,6 +148,24 @@ pub fn register_upload_url(url: &url::Url) {
         reg.uploads.pop_front();
     }
     reg.uploads.push_back(parts);
+}
+
+/// The most channel ids remembered: the 20 a client may hold, and as many being replaced.
+const KEEP_CHANNELS: usize = 40;
+
+/// Registers a notification channel's id (which its connectUri contains).
+pub fn register_channel(id: &str) {
+    if id.len() < MIN_SECRET_LEN {
+        return;
+    }
+    let mut reg = write_registry();
+    if reg.channels.iter().any(|c| c == id) {
+        return;
+    }
+    if reg.channels.len() >= KEEP_CHANNELS {
+        reg.channels.pop_front();
+    }
+    reg.channels.push_back(id.to_owned());
 }
 
 /// Replaces every registered secret in `text`.
@@ -352,6 +374,14 @@ mod tests {
         );
         assert!(!out.contains("0123456789abcdef0123"), "{out}");
         assert!(!out.contains("AKIAUNIT"), "{out}");
+    }
+
+    #[test]
+    fn channel_ids_are_scrubbed_inside_their_connect_uri() {
+        register_channel("streaming-0-unittestchannel");
+        let out =
+            scrub("connecting to wss://streaming.example/channels/streaming-0-unittestchannel");
+        assert!(!out.contains("unittestchannel"), "{out}");
     }
 
     #[test]

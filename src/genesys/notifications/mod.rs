@@ -136,6 +136,7 @@ pub async fn create_channel(client: &Client) -> Result<Channel, ApiError> {
             message: "the answer's id or connectUri is not usable".into(),
         });
     }
+    crate::redact::register_channel(&id);
     Ok(Channel::new(
         id,
         uri,
