@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use genesys_queue_sync::config::Config;
@@ -19,61 +19,12 @@ use genesys_queue_sync::schedule::Exit;
 use genesys_queue_sync::sync::{CycleReport, Outcome, Stage};
 use genesys_sim::{Fault, FaultAction, LoggedRequest, Match, Sim, SimOptions};
 use serde_json::{Value, json};
+use support::logs::{log_lines_with, log_text, logs};
 use support::*;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------- helpers
-
-/// Every log line of this test binary (all tests share one global subscriber), at trace
-/// level for the daemon, so tests can look for the warnings they expect and for leaks.
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let _ = tracing_subscriber::fmt()
-            .with_writer(Capture(buf.clone()))
-            .with_ansi(false)
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "genesys_queue_sync=trace,genesys_sim=info",
-            ))
-            .try_init();
-        buf
-    })
-}
-
-#[derive(Clone)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
-}
-
-/// Log lines holding every one of `parts`.
-fn log_lines_with(parts: &[&str]) -> Vec<String> {
-    log_text()
-        .lines()
-        .filter(|l| parts.iter().all(|p| l.contains(p)))
-        .map(str::to_owned)
-        .collect()
-}
 
 /// A simulator with the table and busy queues named `names`; returns their ids.
 async fn org(opts: SimOptions, names: &[&str]) -> (Sim, Vec<String>) {
@@ -143,18 +94,6 @@ fn logins_since(sim: &Sim, mark: usize) -> Vec<LoggedRequest> {
         .collect();
     v.sort_by_key(|r| r.at);
     v
-}
-
-fn is_heartbeat(r: &LoggedRequest) -> bool {
-    r.path.contains("_heartbeat") || r.body.contains("\"_heartbeat\"")
-}
-
-/// Row writes (POST/PUT) of queue rows, the heartbeat row left out.
-fn queue_writes(reqs: &[LoggedRequest]) -> Vec<&LoggedRequest> {
-    reqs.iter()
-        .filter(|r| (r.method == "POST" || r.method == "PUT") && r.path.contains("/rows"))
-        .filter(|r| !is_heartbeat(r))
-        .collect()
 }
 
 /// Asserts that the row of `key` holds exactly what the org shows for queue `id`.
@@ -660,19 +599,6 @@ async fn invalid_credentials_fail_once_and_check_clearly() {
 
 /// A daemon running in-process with its health listener; `script(n, report)` runs at the
 /// end of cycle n (1-based), inside the cycle, so it can change the org between cycles.
-async fn wait_cycles(d: &Daemon, n: usize, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while d.cycles() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} cycles in {secs} s",
-            d.cycles()
-        );
-        assert!(!d.task.is_finished(), "the daemon stopped");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_keeps_running_not_ready_and_retries_a_refused_login_slowly() {
     let names = ["Sierra"];
@@ -699,11 +625,7 @@ async fn run_keeps_running_not_ready_and_retries_a_refused_login_slowly() {
 
     // The admin restores the secret: the next backoff attempt logs in, the row is written.
     sim.set_credentials("sim-client-id", SECRET);
-    let deadline = Instant::now() + Duration::from_secs(12);
-    while d.get("/readyz").await.0 != 200 {
-        assert!(Instant::now() < deadline, "never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ready_becomes(&d, 200, "ready once the secret is restored").await;
     assert_all_truth(&sim, &names, &ids);
     assert_eq!(d.stop().await, Exit::Shutdown);
 }

@@ -10,60 +10,7 @@ use std::time::Duration;
 
 use genesys_queue_sync::schedule::Exit;
 use genesys_sim::{Fault, FaultAction, Match, Sim, SimOptions};
-use serde_json::Value;
 use support::*;
-
-/// A daemon running in-process with its health listener on an ephemeral loopback port.
-/// Health-endpoint helpers on the shared in-process daemon.
-trait HealthChecks {
-    async fn ready(&self) -> (u16, Value);
-    async fn assert_live(&self);
-}
-
-impl HealthChecks for Daemon {
-    /// `/readyz` as (status, parsed JSON body).
-    async fn ready(&self) -> (u16, Value) {
-        let (status, ctype, body) = self.get("/readyz").await;
-        assert!(
-            ctype.as_deref().is_some_and(|c| c.contains("json")),
-            "/readyz answers JSON, got {ctype:?}"
-        );
-        (status, serde_json::from_str(&body).unwrap())
-    }
-
-    async fn assert_live(&self) {
-        let (status, _, body) = self.get("/healthz").await;
-        assert_eq!(status, 200, "/healthz while cycles run: {body}");
-    }
-}
-
-/// Polls `f` every 100 ms until it yields Some, or panics naming `what` after `secs`.
-async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until `/readyz` answers `status`; returns its JSON body.
-async fn ready_becomes(d: &Daemon, status: u16, what: &str) -> Value {
-    eventually(what, 15, || async {
-        let (s, body) = d.ready().await;
-        (s == status).then_some(body)
-    })
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_login_table_and_writes_and_flips_when_the_table_is_deleted() {

@@ -17,21 +17,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixDatagram;
 use tokio::process::{Child, Command};
 
-/// Polls `f` every 50 ms until it yields Some, or panics naming `what` after `secs`.
-async fn eventually<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 type Shared<T> = Arc<Mutex<Vec<T>>>;
 
 /// The notify socket systemd would give the service: every datagram, split into lines.
@@ -78,7 +63,10 @@ impl NotifySocket {
     }
 
     async fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
-        eventually(what, secs, || self.lines(&pred).into_iter().next()).await
+        eventually(what, secs, || {
+            std::future::ready(self.lines(&pred).into_iter().next())
+        })
+        .await
     }
 }
 
@@ -174,23 +162,15 @@ fn json_lines(lines: &[String]) -> Vec<Value> {
 /// The health listener's address, from the JSON log line announcing it.
 async fn listen_addr(p: &Proc) -> String {
     eventually("the listening log line", 10, || {
-        json_lines(&p.lines()).into_iter().find_map(|v| {
+        std::future::ready(json_lines(&p.lines()).into_iter().find_map(|v| {
             (v["message"]
                 .as_str()?
                 .starts_with("health and metrics listening"))
             .then(|| v["addr"].as_str().map(str::to_owned))
             .flatten()
-        })
+        }))
     })
     .await
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
 }
 
 // ---------------------------------------------------------------- systemd notify
@@ -309,9 +289,11 @@ async fn status_carries_the_cycle_summary_and_logs_are_json_lines_with_the_cycle
     assert_eq!(resp.status().as_u16(), 200);
 
     let done = eventually("the `cycle done` log line", 10, || {
-        json_lines(&p.lines())
-            .into_iter()
-            .find(|v| v["message"] == "cycle done")
+        std::future::ready(
+            json_lines(&p.lines())
+                .into_iter()
+                .find(|v| v["message"] == "cycle done"),
+        )
     })
     .await;
     assert_eq!(p.stop().await, Some(0));
@@ -395,15 +377,12 @@ async fn a_listen_address_in_use_fails_at_start_without_ready() {
 
 // ---------------------------------------------------------------- table bootstrap
 
-const DAEMON_COLUMNS: [(&str, &str); 7] = [
-    ("key", "string"),
-    ("Online", "integer"),
-    ("OnQueue", "integer"),
-    ("Idle", "integer"),
-    ("Interacting", "integer"),
-    ("Waiting", "integer"),
-    ("UpdatedAt", "string"),
-];
+/// The daemon's columns with their JSON schema types, `key` first.
+fn daemon_columns() -> Vec<(&'static str, &'static str)> {
+    std::iter::once(("key", "string"))
+        .chain(COLUMNS.iter().map(|(c, t)| (*c, t.wire_name())))
+        .collect()
+}
 
 /// Column name → type of a stored schema.
 fn column_types(schema: &Value) -> BTreeMap<String, String> {
@@ -443,13 +422,13 @@ async fn table_schema_is_draft_04_with_key_the_only_required_field() {
     assert_eq!(schema["type"], "object");
     assert_eq!(schema["required"], json!(["key"]));
     assert_eq!(schema["additionalProperties"], json!(false));
-    let want: BTreeMap<String, String> = DAEMON_COLUMNS
+    let want: BTreeMap<String, String> = daemon_columns()
         .iter()
         .map(|(c, t)| (c.to_string(), t.to_string()))
         .collect();
     assert_eq!(column_types(&schema), want);
     assert_eq!(schema["properties"]["key"]["minLength"], 1);
-    for (i, (c, _)) in DAEMON_COLUMNS.iter().enumerate() {
+    for (i, (c, _)) in daemon_columns().iter().enumerate() {
         assert_eq!(schema["properties"][c]["displayOrder"], i, "{c}");
         assert_eq!(schema["properties"][c]["title"], *c);
     }
@@ -487,7 +466,7 @@ async fn table_create_makes_a_missing_table_that_check_then_accepts() {
     assert_eq!(stored["required"], json!(["key"]));
     assert_eq!(stored["additionalProperties"], json!(false));
     let types = column_types(&stored);
-    for (c, t) in DAEMON_COLUMNS {
+    for (c, t) in daemon_columns() {
         assert_eq!(types[c], t, "{c}");
     }
 
@@ -552,12 +531,12 @@ async fn table_create_adds_only_missing_columns_and_keeps_the_rest() {
     // Every column the daemon writes, with its type; the others kept as they were.
     let after = sim.table_schema(&id).unwrap();
     let types = column_types(&after);
-    for (c, t) in DAEMON_COLUMNS {
+    for (c, t) in daemon_columns() {
         assert_eq!(types[c], t, "{c}");
     }
     assert_eq!(types["Note"], "string");
     assert_eq!(types["Vip"], "boolean");
-    assert_eq!(types.len(), DAEMON_COLUMNS.len() + 2);
+    assert_eq!(types.len(), daemon_columns().len() + 2);
     for c in ["key", "Online", "Note", "Idle", "Vip"] {
         assert_eq!(
             after["properties"][c], before["properties"][c],

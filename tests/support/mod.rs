@@ -1,5 +1,9 @@
-//! Shared test helpers: a seeded simulator, config files, and the binary.
+//! Shared test helpers: a seeded simulator, config files, the binary, the sync pipeline
+//! driven cycle by cycle, the daemon in-process, request-log filters, polling, and the
+//! captured log lines ([`logs`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod logs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -216,6 +220,46 @@ pub fn row_writes(reqs: &[LoggedRequest]) -> usize {
         .count()
 }
 
+pub fn is_heartbeat(r: &LoggedRequest) -> bool {
+    r.path.contains("_heartbeat") || r.body.contains("\"_heartbeat\"")
+}
+
+/// Row writes (POST/PUT) of queue rows, the heartbeat row left out.
+pub fn queue_writes(reqs: &[LoggedRequest]) -> Vec<&LoggedRequest> {
+    reqs.iter()
+        .filter(|r| (r.method == "POST" || r.method == "PUT") && r.path.contains("/rows"))
+        .filter(|r| !is_heartbeat(r))
+        .collect()
+}
+
+/// Polls `f` every 100 ms until it yields Some, or panics naming `what` after `secs`.
+pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An HTTP client for the daemon's loopback listener.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
 /// Extra work after each cycle, given the cycle's number (from 1) and its report.
 pub type Script = Box<dyn Fn(usize, &CycleReport) + Send + Sync>;
 
@@ -253,11 +297,7 @@ impl Daemon {
             script(n, rep);
         }));
         let task = tokio::spawn(commands::run(cfg, opts));
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
+        let http = http();
         Daemon {
             base,
             http,
@@ -284,6 +324,21 @@ impl Daemon {
         (status, ctype, resp.text().await.unwrap())
     }
 
+    /// `/readyz` as (status, parsed JSON body).
+    pub async fn ready(&self) -> (u16, Value) {
+        let (status, ctype, body) = self.get("/readyz").await;
+        assert!(
+            ctype.as_deref().is_some_and(|c| c.contains("json")),
+            "/readyz answers JSON, got {ctype:?}"
+        );
+        (status, serde_json::from_str(&body).unwrap())
+    }
+
+    pub async fn assert_live(&self) {
+        let (status, _, body) = self.get("/healthz").await;
+        assert_eq!(status, 200, "/healthz while cycles run: {body}");
+    }
+
     pub fn cycles(&self) -> usize {
         self.reports.lock().unwrap().len()
     }
@@ -300,4 +355,22 @@ impl Daemon {
             .expect("daemon task did not panic")
             .expect("daemon ran")
     }
+}
+
+/// Waits until `/readyz` answers `status`; returns its JSON body.
+pub async fn ready_becomes(d: &Daemon, status: u16, what: &str) -> Value {
+    eventually(what, 15, || async {
+        let (s, body) = d.ready().await;
+        (s == status).then_some(body)
+    })
+    .await
+}
+
+/// Waits until `n` cycles have finished, failing at once if the daemon stopped.
+pub async fn wait_cycles(d: &Daemon, n: usize, secs: u64) {
+    eventually(&format!("{n} cycles"), secs, || async {
+        assert!(!d.task.is_finished(), "the daemon stopped");
+        (d.cycles() >= n).then_some(())
+    })
+    .await
 }
