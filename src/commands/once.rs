@@ -9,6 +9,7 @@ use super::exit;
 use crate::config::Config;
 use crate::genesys::Client;
 use crate::metrics::Metrics;
+use crate::sync::rows::{self, Values};
 use crate::sync::{CycleReport, Outcome, Syncer};
 
 /// One cycle, printed as a table. Exit 0 only when every queue was observed (and written).
@@ -41,21 +42,23 @@ pub fn render_report(r: &CycleReport) -> String {
         .max()
         .unwrap_or(5)
         .max(5);
-    let _ = writeln!(
-        out,
-        "{:<width$}  {:>6} {:>7} {:>5} {:>11} {:>7}  UpdatedAt",
-        "queue", "Online", "OnQueue", "Idle", "Interacting", "Waiting"
-    );
+    // Each column as wide as its name, at least 5.
+    let cell = |name: &str| name.chars().count().max(5);
+    let _ = write!(out, "{:<width$} ", "queue");
+    for (name, _) in rows::columns(&Values::default()) {
+        let _ = write!(out, " {name:>w$}", w = cell(name));
+    }
+    let _ = writeln!(out, "  UpdatedAt");
     let at = r
         .started
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default();
-    for (t, c) in &r.observed {
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:>6} {:>7} {:>5} {:>11} {:>7}  {at}",
-            t.key, c.online, c.on_queue, c.idle, c.interacting, c.waiting
-        );
+    for (t, values) in &r.observed {
+        let _ = write!(out, "{:<width$} ", t.key);
+        for (name, v) in rows::columns(values) {
+            let _ = write!(out, " {v:>w$}", w = cell(name));
+        }
+        let _ = writeln!(out, "  {at}");
     }
     for f in &r.failed {
         let _ = writeln!(out, "✗ {}: {}", f.queue, f.reason);
@@ -84,4 +87,49 @@ pub fn render_report(r: &CycleReport) -> String {
         }
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::Target;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_table_has_one_aligned_line_per_queue_under_the_column_names() {
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 12, 2, 10, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let t = Target {
+            id: "q1".into(),
+            name: "Sales".into(),
+            key: "Sales".into(),
+            division: String::new(),
+        };
+        let v = Values {
+            online: 7,
+            on_queue: 5,
+            idle: 2,
+            interacting: 3,
+            waiting: 12,
+        };
+        let r = CycleReport {
+            started: Some(at),
+            observed: vec![(t.clone(), v)],
+            written: vec![(t, v)],
+            ..CycleReport::default()
+        };
+        let out = render_report(&r);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "queue  Online OnQueue  Idle Interacting Waiting  UpdatedAt"
+        );
+        assert_eq!(
+            lines[1],
+            "Sales       7       5     2           3      12  2026-12-02T10:00:00Z"
+        );
+        assert!(lines[2].starts_with("1 row written, 0 unchanged"), "{out}");
+    }
 }

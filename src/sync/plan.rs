@@ -457,30 +457,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn writes_are_ordered_biggest_change_first_then_oldest_refresh() {
-        let old = now();
-        let older = old - mins(5);
-        let mk = |k: &str, changed: bool, change: f64, held_at| Due {
-            target: t(k),
-            values: Values::default(),
-            at: old,
-            changed,
-            change,
-            held_at,
-        };
-        let mut due = vec![
-            mk("refresh-new", false, 0.0, Some(old)),
-            mk("small", true, 0.1, Some(old)),
-            mk("refresh-old", false, 0.0, Some(older)),
-            mk("new", true, f64::INFINITY, None),
-            mk("big", true, 2.0, Some(old)),
-        ];
-        prioritize(&mut due);
-        let order: Vec<&str> = due.iter().map(|d| d.target.key.as_str()).collect();
-        assert_eq!(order, ["new", "big", "small", "refresh-old", "refresh-new"]);
-    }
-
     /// 3 queues that all changed, with a budget of 1 row write per cycle.
     fn over_budget_case() -> (Case, Policy) {
         let mut p = policy();
