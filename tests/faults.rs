@@ -13,11 +13,11 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use genesys_queue_sync::config::Config;
+use genesys_queue_sync::config::{Config, OnVanish};
 use genesys_queue_sync::genesys::{Client, RetryPolicy, queues};
 use genesys_queue_sync::schedule::Exit;
 use genesys_queue_sync::sync::{CycleReport, Outcome, Stage};
-use genesys_sim::{Fault, FaultAction, LoggedRequest, Match, Sim, SimOptions};
+use genesys_sim::{Fault, FaultAction, LoggedRequest, Match, Rewrite, Sim, SimOptions};
 use serde_json::{Value, json};
 use support::logs::{log_lines_with, log_text, logs};
 use support::*;
@@ -1252,6 +1252,188 @@ async fn a_renamed_or_deleted_queue_is_named_in_a_warning_and_the_others_keep_up
             .iter()
             .all(|r| !r.body.contains("Olive") && !r.body.contains("Poplar")),
     );
+}
+
+/// Rewrites queue listing pages (answers with `entities`), given the page number.
+fn rewrite_listing(f: impl Fn(u32, &mut Value) + Send + Sync + 'static) -> FaultAction {
+    FaultAction::Rewrite(Rewrite::new(move |query, v| {
+        if v.get("entities").is_none() {
+            return;
+        }
+        let page = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("pageNumber="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        f(page, v);
+    }))
+}
+
+fn drop_entity(v: &mut Value, name: &str) {
+    if let Some(list) = v["entities"].as_array_mut() {
+        list.retain(|q| q["name"] != name);
+    }
+}
+
+/// Issue 12 item 2: with on_vanish = "delete", a queue listing that comes back short
+/// (a page answered 200 but empty, a queue skipped by offset paging, entities that
+/// disagree with `total`) deletes no live queue's row; a queue is gone only when
+/// `GET /routing/queues/{id}` says 404, or after two consecutive complete listings
+/// without it while that lookup fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_or_inconsistent_queue_listing_never_deletes_a_live_queues_row() {
+    let (sim, _) = org(SimOptions::default(), &[]).await;
+    let ids: Vec<String> = (0..150)
+        .map(|i| sim.add_queue(&format!("Q {i:03}")))
+        .collect();
+    let mut c = cfg(&sim, &[]);
+    c.selection.patterns = vec!["Q *".into()];
+    c.selection.on_vanish = OnVanish::Delete;
+    c.resolve_every = Duration::ZERO; // every cycle re-resolves: every fault is seen
+    let mut s = syncer(c);
+    assert_ok(&s.run_cycle(false).await);
+    assert_ok(&s.run_cycle(false).await); // the rows the budget deferred
+    let queue_rows = |sim: &Sim| rows(sim).keys().filter(|k| k.starts_with("Q ")).count();
+    assert_eq!(queue_rows(&sim), 150);
+    let listing = on("GET", "/api/v2/routing/queues");
+
+    // Page 2 answered 200 but empty, on every try.
+    inject(
+        &sim,
+        listing.clone(),
+        rewrite_listing(|page, v| {
+            if page == 2 {
+                v["entities"] = json!([]);
+            }
+        }),
+        u32::MAX,
+    );
+    s.run_cycle(false).await;
+    sim.clear_faults();
+    assert_eq!(queue_rows(&sim), 150, "an empty page deleted rows");
+    assert!(!log_lines_with(&["WARN", "not consistent with itself"]).is_empty());
+
+    // A page whose entities disagree with its own total.
+    inject(
+        &sim,
+        listing.clone(),
+        rewrite_listing(|page, v| {
+            if page == 1 {
+                drop_entity(v, "Q 010");
+            }
+        }),
+        u32::MAX,
+    );
+    s.run_cycle(false).await;
+    sim.clear_faults();
+    assert_eq!(queue_rows(&sim), 150, "a short page deleted rows");
+
+    // Q 005 is deleted between two page requests: page 2 shifts by one and nobody sees
+    // Q 100. The listing's total changes, so it is listed again; Q 005's row goes (404
+    // on GET by id), Q 100's stays and is still written.
+    inject(
+        &sim,
+        listing.clone(),
+        FaultAction::DeleteQueueAfterAnswer(ids[5].clone()),
+        1,
+    );
+    let mark = sim.requests().len();
+    sim.set_waiting(&ids[100], "voice", 4);
+    assert_ok(&s.run_cycle(false).await);
+    let all = rows(&sim);
+    assert!(!all.contains_key("Q 005"), "a deleted queue's row stays");
+    assert_eq!(int(&all["Q 100"], "Waiting"), 4, "{:?}", all["Q 100"]);
+    assert_eq!(queue_rows(&sim), 149);
+    let reqs = api_since(&sim, mark);
+    assert_eq!(
+        count(&reqs, "GET", &format!("/routing/queues/{}", ids[5])),
+        1
+    );
+
+    // A listing consistent with itself that lacks a live queue (as after a permission
+    // change propagating): found by id, kept. When the lookup fails too, it goes only
+    // after a second complete listing agrees.
+    let lying = |v: &mut Value| {
+        drop_entity(v, "Q 020");
+        v["total"] = json!(v["total"].as_u64().unwrap_or(1) - 1);
+    };
+    inject(
+        &sim,
+        listing.clone(),
+        rewrite_listing(move |_, v| lying(v)),
+        u32::MAX,
+    );
+    s.run_cycle(false).await;
+    assert!(rows(&sim).contains_key("Q 020"), "found by id but deleted");
+    inject(
+        &sim,
+        on("GET", &format!("/routing/queues/{}", ids[20])),
+        status(503),
+        u32::MAX,
+    );
+    sim.clear_faults();
+    inject(
+        &sim,
+        on("GET", &format!("/routing/queues/{}", ids[20])),
+        status(503),
+        u32::MAX,
+    );
+    inject(
+        &sim,
+        listing.clone(),
+        rewrite_listing(move |_, v| lying(v)),
+        u32::MAX,
+    );
+    s.run_cycle(false).await;
+    assert!(rows(&sim).contains_key("Q 020"), "one listing deleted it");
+    s.run_cycle(false).await;
+    assert!(
+        !rows(&sim).contains_key("Q 020"),
+        "two listings agreed, still kept"
+    );
+    sim.clear_faults();
+    assert_eq!(queue_rows(&sim), 148);
+}
+
+/// Issue 12 item 8: a queue missing from every observation answer (nothing to report,
+/// or not visible to analytics) costs one lookup by id, not a listing of every queue each
+/// cycle; it is looked at again at the next resolution (`resolve_every`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_missing_from_observation_answers_costs_one_lookup_not_a_listing_per_cycle() {
+    let names = ["Mint One", "Mint Two", "Mint Three"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    let mut c = cfg(&sim, &[]);
+    c.selection.patterns = vec!["Mint *".into()];
+    let mut s = syncer(c);
+    let hidden = ids[1].clone();
+    inject(
+        &sim,
+        on("POST", "/observations/query"),
+        FaultAction::Rewrite(Rewrite::new(move |_, v| {
+            if let Some(r) = v["results"].as_array_mut() {
+                r.retain(|g| g["group"]["queueId"] != hidden.as_str());
+            }
+        })),
+        u32::MAX,
+    );
+    let mark = sim.requests().len();
+    for _ in 0..6 {
+        let r = s.run_cycle(false).await;
+        assert_eq!(r.observed.len(), 2, "{r:?}");
+    }
+    let reqs = api_since(&sim, mark);
+    let listings = reqs
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/api/v2/routing/queues")
+        .count();
+    let lookups = count(&reqs, "GET", &format!("/routing/queues/{}", ids[1]));
+    eprintln!(
+        "figure: 6 cycles with a queue missing from every answer: {listings} listing(s), {lookups} lookup(s) by id, {} requests in all",
+        reqs.len()
+    );
+    assert_eq!(listings, 1, "the start-up resolution only");
+    assert_eq!(lookups, 1);
+    assert_truth(&sim, "Mint One", &ids[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,9 +117,8 @@ impl Syncer {
         let observed = observe::observe(client, self.selection.targets(), report)
             .await
             .map_err(at(Stage::Observe))?;
-        if observed.missing_from_answer {
-            self.selection.request_resolve();
-        }
+        self.selection
+            .missing_from_answer(observed.missing_from_answer.iter().cloned());
         let Some(table_id) = table_id else {
             return Ok(());
         };

@@ -26,9 +26,9 @@ pub struct Observed {
     pub queues: Vec<Observation>,
     /// Queries sent (each counts against the request budget).
     pub reads: usize,
-    /// A queue was missing from an answer (deleted or no longer visible): worth resolving
-    /// the selection again.
-    pub missing_from_answer: bool,
+    /// Ids of queues missing from an answer (deleted, no longer visible, or nothing to
+    /// report): worth looking up.
+    pub missing_from_answer: Vec<String>,
 }
 
 /// Observes `targets` in batches of [`MAX_QUEUES_PER_QUERY`]. A failed batch or a queue
@@ -89,7 +89,7 @@ pub async fn observe(
                     Stage::Observe,
                     "not in the observation answer".into(),
                 );
-                observed.missing_from_answer = true;
+                observed.missing_from_answer.push(t.id.clone());
             }
             None => {}
         }

@@ -140,6 +140,12 @@ pub fn plan(
     table: TableView<'_>,
 ) -> Plan {
     let (mut due, skipped) = due_rows(policy, observed, table.held);
+    // A selected queue whose row key is the heartbeat key (a queue named `_heartbeat`
+    // created after start): the queue's row wins, the heartbeat is not written.
+    let heartbeat_key = policy
+        .heartbeat_key
+        .as_ref()
+        .filter(|k| !targets.iter().any(|t| t.key.eq_ignore_ascii_case(k)));
     let budget = policy.row_budget(reads);
     let import = match policy.write_mode {
         WriteMode::Import => true,
@@ -150,15 +156,12 @@ pub fn plan(
         let rows = import_rows(targets, observed, table.held);
         // ReplaceAll into a table of at most 5,000 rows: with 5,000 queues the heartbeat
         // row would make the whole import fail, every cycle.
-        let heartbeat = policy
-            .heartbeat_key
-            .clone()
-            .filter(|_| rows.len() < MAX_ROWS);
+        let heartbeat = heartbeat_key.cloned().filter(|_| rows.len() < MAX_ROWS);
         Writes::Import { rows, heartbeat }
     } else {
         prioritize(&mut due);
         let deferred = due.split_off(budget.min(due.len()));
-        let heartbeat = policy.heartbeat_key.as_ref().and_then(|key| {
+        let heartbeat = heartbeat_key.and_then(|key| {
             let exists = table.keys.contains(key);
             // A table holds at most 5,000 rows: a POST into a full table only fails.
             let new_rows = due
@@ -589,5 +592,24 @@ mod tests {
         let plan = case.plan(&p);
         let (rows, heartbeat) = import_of(&plan);
         assert_eq!((rows.len(), heartbeat), (MAX_ROWS, None));
+    }
+
+    #[test]
+    fn a_queue_whose_key_is_the_heartbeat_key_keeps_its_row_and_no_heartbeat_is_written() {
+        let case = Case::default()
+            .queue("Sales", 1, None)
+            .queue("_Heartbeat", 1, None);
+        let plan = case.plan(&policy());
+        let (rows, _, heartbeat) = rows_of(&plan);
+        assert_eq!(rows.len(), 2, "the queue's row is written");
+        assert_eq!(heartbeat, None);
+        let mut p = policy();
+        p.write_mode = WriteMode::Import;
+        p.table_owned = true;
+        let plan = case.plan(&p);
+        let (rows, heartbeat) = import_of(&plan);
+        assert_eq!((rows.len(), heartbeat), (2, None));
+        let only_sales = Case::default().queue("Sales", 1, None);
+        assert!(rows_of(&only_sales.plan(&policy())).2.is_some());
     }
 }

@@ -2,7 +2,7 @@
 //! divisions resolved into [`Target`]s, re-resolved every `resolve_every` and after a
 //! queue went missing, with the queues that left the selection remembered for deletion.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use tokio::time::Instant;
 
@@ -36,6 +36,12 @@ pub struct Resolution {
 }
 
 /// The selection as it stands between cycles.
+///
+/// A queue leaves the selection only on evidence: `GET /api/v2/routing/queues/{id}`
+/// answers 404 (deleted), or answers with a queue that no longer matches the
+/// configuration (renamed, moved to another division), or it was missing from two
+/// consecutive complete resolutions while that lookup kept failing. A listing that is not
+/// consistent with itself (see [`queues::Listed`]) removes nothing.
 #[derive(Debug, Default)]
 pub struct Selection {
     targets: Vec<Target>,
@@ -43,6 +49,24 @@ pub struct Selection {
     resolve_requested: bool,
     /// Keys of queues that left the selection, to delete (on_vanish = "delete").
     vanished: Vec<String>,
+    /// Queue ids missing from complete resolutions whose lookup failed: how many
+    /// resolutions in a row.
+    unconfirmed: HashMap<String, u32>,
+    /// Queue ids missing from an observation answer to look up by id at the next cycle.
+    to_confirm: Vec<String>,
+    /// Queue ids missing from an observation answer that were looked up and exist: not
+    /// looked up again before the next full resolution (`resolve_every`).
+    known_unobserved: HashSet<String>,
+}
+
+/// What a lookup by id says about a target.
+enum Confirmed {
+    /// 404: the queue is gone.
+    Gone,
+    /// The queue exists and the configuration still selects it, as this target.
+    Kept(Target),
+    /// The queue exists but the configuration no longer selects it (renamed, moved).
+    LeftSelection(Queue),
 }
 
 impl Selection {
@@ -50,7 +74,19 @@ impl Selection {
         &self.targets
     }
 
-    /// Resolve again at the next cycle (a queue went missing from an answer).
+    /// Queues missing from an observation answer (deleted, not visible to analytics, or
+    /// with nothing to report): each is looked up by id at the next cycle, one request,
+    /// instead of listing every queue again; one found to exist is not looked up again
+    /// before the next resolution at `resolve_every`.
+    pub fn missing_from_answer(&mut self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            if !self.known_unobserved.contains(&id) && !self.to_confirm.contains(&id) {
+                self.to_confirm.push(id);
+            }
+        }
+    }
+
+    /// Resolve again at the next cycle.
     pub fn request_resolve(&mut self) {
         self.resolve_requested = true;
     }
@@ -60,6 +96,7 @@ impl Selection {
     pub fn take_vanished(&mut self) -> Vec<String> {
         let mut keys = std::mem::take(&mut self.vanished);
         keys.retain(|k| !self.targets.iter().any(|t| &t.key == k));
+        keys.dedup();
         keys
     }
 
@@ -67,9 +104,12 @@ impl Selection {
         self.vanished.extend(keys);
     }
 
-    /// Resolves the selection on the first cycle, every `resolve_every`, and after a
-    /// queue went missing.
+    /// Looks up queues missing from the last observation answer, then resolves the
+    /// selection on the first cycle, every `resolve_every`, and when asked to.
     pub async fn ensure(&mut self, client: &Client, cfg: &Config) -> Result<(), ApiError> {
+        if self.resolved_at.is_some() {
+            self.confirm_missing(client, cfg).await?;
+        }
         let due = match self.resolved_at {
             None => true,
             Some(at) => self.resolve_requested || at.elapsed() >= cfg.resolve_every,
@@ -79,9 +119,7 @@ impl Selection {
         }
         match resolve(client, cfg).await {
             Ok(res) => {
-                if self.resolved_at.is_some() {
-                    self.note_changes(cfg, &res);
-                }
+                let first = self.resolved_at.is_none();
                 for m in &res.missing {
                     tracing::warn!(queue = %m, "no such queue in Genesys Cloud; check [queues]");
                 }
@@ -91,11 +129,19 @@ impl Selection {
                         "the queues fill the table's 5,000 rows, so the heartbeat row is not written (queue rows come first); select fewer queues to keep it"
                     );
                 }
-                self.targets = res.targets;
+                let targets = if first {
+                    res.targets
+                } else {
+                    self.reconcile(client, cfg, res).await?
+                };
+                warn_heartbeat_collisions(cfg, &self.targets, &targets);
+                self.targets = targets;
                 self.resolved_at = Some(Instant::now());
                 self.resolve_requested = false;
+                self.known_unobserved.clear();
                 Ok(())
             }
+            Err(ApiError::Cancelled) => Err(ApiError::Cancelled),
             Err(e) if !self.targets.is_empty() => {
                 // Keep writing the queues we know rather than stopping on a lookup hiccup.
                 tracing::warn!(error = %e, "re-resolving queues failed; keeping the previous list");
@@ -106,27 +152,159 @@ impl Selection {
         }
     }
 
-    /// Logs the queues that left or joined, and remembers the ones to delete.
-    fn note_changes(&mut self, cfg: &Config, res: &Resolution) {
-        let now: HashSet<&str> = res.targets.iter().map(|t| t.key.as_str()).collect();
-        for gone in self
-            .targets
-            .iter()
-            .filter(|t| !now.contains(t.key.as_str()))
-        {
-            tracing::warn!(queue = %gone.name, id = %gone.id, on_vanish = ?cfg.selection.on_vanish, "queue left the selection (deleted, renamed or moved)");
-            if cfg.selection.on_vanish == OnVanish::Delete {
-                self.vanished.push(gone.key.clone());
+    /// Looks up, one request each, the queues an observation answer left out.
+    async fn confirm_missing(&mut self, client: &Client, cfg: &Config) -> Result<(), ApiError> {
+        for id in std::mem::take(&mut self.to_confirm) {
+            let Some(pos) = self.targets.iter().position(|t| t.id == id) else {
+                continue;
+            };
+            match confirm(client, cfg, &id).await {
+                Ok(Confirmed::Kept(t)) => {
+                    tracing::info!(queue = %t.name, id = %t.id, "queue missing from the observation answer exists and is still selected; not looked up again before the next resolution");
+                    self.known_unobserved.insert(id);
+                    let old = std::mem::replace(&mut self.targets[pos], t.clone());
+                    self.note_key_change(cfg, &old, &t);
+                }
+                Ok(other) => {
+                    let old = self.targets.remove(pos);
+                    self.leave(cfg, &old, &other);
+                    // The name (or pattern) may be someone else's now.
+                    self.resolve_requested = true;
+                }
+                Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
+                Err(e) => {
+                    tracing::warn!(id = %id, error = %e, "could not look up a queue missing from the observation answer; trying again next cycle");
+                    self.to_confirm.push(id);
+                }
             }
         }
-        let before: HashSet<&str> = self.targets.iter().map(|t| t.key.as_str()).collect();
-        let added = res
-            .targets
+        Ok(())
+    }
+
+    /// The new target list from a resolution: its targets, plus the previous targets it
+    /// lacks that are not confirmed gone or out of the selection.
+    async fn reconcile(
+        &mut self,
+        client: &Client,
+        cfg: &Config,
+        res: Resolution,
+    ) -> Result<Vec<Target>, ApiError> {
+        let mut targets = res.targets;
+        let now: HashSet<String> = targets.iter().map(|t| t.id.clone()).collect();
+        let old = std::mem::take(&mut self.targets);
+        let before: HashSet<&str> = old.iter().map(|t| t.key.as_str()).collect();
+        let added: Vec<&Target> = targets
             .iter()
             .filter(|t| !before.contains(t.key.as_str()))
-            .count();
-        if added > 0 {
-            tracing::info!(added, "new queues joined the selection");
+            .collect();
+        if !added.is_empty() {
+            tracing::info!(added = added.len(), "new queues joined the selection");
+        }
+        for t in &old {
+            if now.contains(&t.id) {
+                self.unconfirmed.remove(&t.id);
+                if let Some(n) = targets.iter().find(|n| n.id == t.id) {
+                    let n = n.clone();
+                    self.note_key_change(cfg, t, &n);
+                }
+                continue;
+            }
+            if let Some(doubt) = &res.doubt {
+                tracing::warn!(queue = %t.name, id = %t.id, doubt = %doubt, "queue absent from a queue listing that is not consistent with itself; kept");
+                targets.push(t.clone());
+                continue;
+            }
+            match confirm(client, cfg, &t.id).await {
+                Ok(Confirmed::Kept(n)) => {
+                    tracing::warn!(queue = %n.name, id = %n.id, "queue absent from the listing but found by id and still selected; kept");
+                    self.unconfirmed.remove(&t.id);
+                    self.note_key_change(cfg, t, &n);
+                    targets.push(n);
+                }
+                Ok(other) => {
+                    self.unconfirmed.remove(&t.id);
+                    self.leave(cfg, t, &other);
+                }
+                Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
+                Err(e) => {
+                    let strikes = self.unconfirmed.entry(t.id.clone()).or_insert(0);
+                    *strikes += 1;
+                    if *strikes >= 2 {
+                        tracing::warn!(queue = %t.name, id = %t.id, error = %e, on_vanish = ?cfg.selection.on_vanish, "queue missing from two consecutive complete listings; it left the selection");
+                        self.unconfirmed.remove(&t.id);
+                        self.leave_key(cfg, &t.key);
+                    } else {
+                        tracing::warn!(queue = %t.name, id = %t.id, error = %e, "queue missing from the listing and its lookup failed; kept until a second listing agrees");
+                        targets.push(t.clone());
+                    }
+                }
+            }
+        }
+        targets.truncate(MAX_ROWS);
+        Ok(targets)
+    }
+
+    /// A target's row key changed (a rename, with rows keyed by name): the old key's row
+    /// is no longer the daemon's.
+    fn note_key_change(&mut self, cfg: &Config, old: &Target, new: &Target) {
+        if new.key == old.key {
+            return;
+        }
+        tracing::warn!(queue = %old.name, new_name = %new.name, id = %old.id, on_vanish = ?cfg.selection.on_vanish, "queue renamed: its row is now written under the new name");
+        self.leave_key(cfg, &old.key);
+    }
+
+    fn leave(&mut self, cfg: &Config, t: &Target, why: &Confirmed) {
+        match why {
+            Confirmed::Gone => {
+                tracing::warn!(queue = %t.name, id = %t.id, on_vanish = ?cfg.selection.on_vanish, "queue deleted (GET by id answers 404); it left the selection");
+            }
+            Confirmed::LeftSelection(q) => {
+                tracing::warn!(queue = %t.name, id = %t.id, now_named = %q.name, division = %q.division.as_ref().map(|d| d.name.as_str()).unwrap_or_default(), on_vanish = ?cfg.selection.on_vanish, "queue no longer matches the configuration (renamed or moved); it left the selection");
+            }
+            Confirmed::Kept(_) => return,
+        }
+        self.leave_key(cfg, &t.key);
+    }
+
+    fn leave_key(&mut self, cfg: &Config, key: &str) {
+        if cfg.selection.on_vanish == OnVanish::Delete {
+            self.vanished.push(key.to_owned());
+        }
+    }
+}
+
+/// Looks a target up by id and says whether the configuration still selects it.
+async fn confirm(client: &Client, cfg: &Config, id: &str) -> Result<Confirmed, ApiError> {
+    Ok(match queues::get_by_id(client, id).await? {
+        None => Confirmed::Gone,
+        Some(q) if selects(cfg, &q) => Confirmed::Kept(target(cfg.key_by, q)),
+        Some(q) => Confirmed::LeftSelection(q),
+    })
+}
+
+/// Whether the configuration selects this queue (the rules of [`resolve`], for one queue).
+pub fn selects(cfg: &Config, q: &Queue) -> bool {
+    let sel = &cfg.selection;
+    cfg.queue_ids.contains(&q.id)
+        || cfg
+            .queue_names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&q.name))
+        || (!sel.patterns.is_empty() || !sel.divisions.is_empty())
+            && (sel.patterns.is_empty() || sel.patterns.iter().any(|p| glob_match(p, &q.name)))
+            && (sel.divisions.is_empty() || in_divisions(q, &sel.divisions))
+}
+
+/// Warns once per newly resolved queue whose row key is the heartbeat key: the heartbeat
+/// is not written while it lasts (the queue's row wins).
+fn warn_heartbeat_collisions(cfg: &Config, before: &[Target], after: &[Target]) {
+    let Some(hb) = &cfg.rows.heartbeat_key else {
+        return;
+    };
+    for t in after.iter().filter(|t| t.key.eq_ignore_ascii_case(hb)) {
+        if !before.iter().any(|b| b.id == t.id) {
+            tracing::warn!(queue = %t.name, id = %t.id, heartbeat_key = %hb, "a selected queue's row key is the heartbeat key: the heartbeat row is not written while it lasts, so it never overwrites the queue's row; set rows.heartbeat_key to another key");
         }
     }
 }

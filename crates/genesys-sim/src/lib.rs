@@ -28,7 +28,7 @@ mod vocab;
 mod wire;
 
 pub use notifications::{ChannelInfo, NotificationOptions, NotificationStats};
-pub use pipeline::{Fault, FaultAction, LoggedRequest, Match};
+pub use pipeline::{Fault, FaultAction, LoggedRequest, Match, Rewrite};
 pub use vocab::{FieldType, QueueTruth, RoutingStatus, SystemPresence};
 
 use std::collections::BTreeMap;

@@ -68,6 +68,34 @@ pub enum FaultAction {
         body: String,
         retry_after: Option<u64>,
     },
+    /// Answer `status` with an error body quoting every request header, the
+    /// `Authorization` header included, as some gateways and proxies do.
+    EchoHeaders { status: u16 },
+    /// Answer normally, then rewrite the JSON answer: for answers that are plausible but
+    /// wrong (a page answered 200 but empty, a `total` that disagrees with the entities, a
+    /// queue left out of an observation answer). The rewrite gets the query string.
+    Rewrite(Rewrite),
+    /// Answer normally, then delete this queue: a queue deleted between two page
+    /// requests of a listing shifts the next page by one (offset paging is no snapshot).
+    DeleteQueueAfterAnswer(String),
+}
+
+/// A rewrite of a JSON answer, given the request's query string.
+#[derive(Clone)]
+pub struct Rewrite(Arc<RewriteFn>);
+
+type RewriteFn = dyn Fn(&str, &mut Value) + Send + Sync;
+
+impl Rewrite {
+    pub fn new(f: impl Fn(&str, &mut Value) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Rewrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rewrite(..)")
+    }
 }
 
 /// One request as the simulator saw it, faulted ones included.
@@ -372,6 +400,36 @@ pub(crate) async fn handle(
                     Some(s) => reply.with_header("Retry-After", s.to_string()),
                     None => reply,
                 }
+            }
+            Some(FaultAction::EchoHeaders { status }) => {
+                let echoed: Vec<String> = parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+                    .collect();
+                let e = ApiError::new(
+                    status,
+                    "bad.gateway",
+                    format!(
+                        "upstream request failed; request was {} {} with headers {{{}}}",
+                        entry.method,
+                        entry.path,
+                        echoed.join(", ")
+                    ),
+                );
+                e.into()
+            }
+            Some(FaultAction::Rewrite(f)) => {
+                let mut reply = answer(&app, &parts, &entry.path, body);
+                if let Payload::Json(v) = &mut reply.payload {
+                    (f.0)(&entry.query, v);
+                }
+                reply
+            }
+            Some(FaultAction::DeleteQueueAfterAnswer(id)) => {
+                let reply = answer(&app, &parts, &entry.path, body);
+                lock(&shared.org).delete_queue(&id);
+                reply
             }
             Some(FaultAction::Delay(d)) => {
                 tokio::time::sleep(d).await;
