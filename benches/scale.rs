@@ -39,9 +39,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use genesys_queue_sync::genesys::datatable::COLUMNS;
 use genesys_queue_sync::genesys::encode_segment;
 use genesys_queue_sync::genesys::observations::{parse_response, query_body};
+use genesys_queue_sync::sync::columns::Columns;
 use genesys_sim::{FieldType, LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -177,12 +177,13 @@ impl Scenario {
     }
 }
 
-/// The daemon's columns (after `key`) as simulator field types, for creating its table.
-fn table_fields() -> Vec<(&'static str, FieldType)> {
-    COLUMNS
-        .iter()
+/// The fields of `columns` (after `key`) as simulator field types, for creating a table.
+fn table_fields(columns: &Columns) -> Vec<(&str, FieldType)> {
+    columns
+        .fields()
+        .into_iter()
         .skip(1)
-        .filter_map(|&(c, t)| FieldType::from_wire(t.as_str()).map(|ft| (c, ft)))
+        .filter_map(|(c, t)| FieldType::from_wire(t.as_str()).map(|ft| (c, ft)))
         .collect()
 }
 
@@ -245,7 +246,7 @@ impl Org {
         })
         .await
         .expect("simulator starts");
-        let table_id = sim.create_table(TABLE, &table_fields());
+        let table_id = sim.create_table(TABLE, &table_fields(&Columns::default()));
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let names: Vec<String> = (0..n).map(|i| format!("Bench {:05}", i + 1)).collect();
         let ids: Vec<String> = names.iter().map(|name| sim.add_queue(name)).collect();
@@ -787,7 +788,7 @@ async fn naive(n: usize, cycles: usize, seed: u64) -> Naive {
                     let body = http
                         .post(format!("{base}/api/v2/analytics/queues/observations/query"))
                         .bearer_auth(&token)
-                        .json(&query_body(&ids))
+                        .json(&query_body(&ids, &Columns::default().query()))
                         .send()
                         .await
                         .expect("observation query")
@@ -795,11 +796,14 @@ async fn naive(n: usize, cycles: usize, seed: u64) -> Naive {
                         .await
                         .expect("observation body");
                     let counts = parse_response(&body, &ids).expect("observation answer");
-                    let c = counts.get(id).copied().unwrap_or_default();
+                    let c = counts
+                        .get(id)
+                        .map(|o| Columns::default().values(o, Utc::now()).0)
+                        .unwrap_or_else(|| vec![0; 5]);
                     let name = &org.names[i];
                     let row = json!({
-                        "key": name, "Online": c.online, "OnQueue": c.on_queue, "Idle": c.idle,
-                        "Interacting": c.interacting, "Waiting": c.waiting, "UpdatedAt": ts(Utc::now()),
+                        "key": name, "Online": c[0], "OnQueue": c[1], "Idle": c[2],
+                        "Interacting": c[3], "Waiting": c[4], "UpdatedAt": ts(Utc::now()),
                     });
                     let resp = http
                         .put(format!(

@@ -102,7 +102,7 @@ impl Command {
 pub enum TableCommand {
     /// Print the table's JSON schema (draft-04) for the columns the daemon writes.
     Schema {
-        /// Accepted for symmetry with `table create`; the columns do not depend on it.
+        /// The config whose `[columns]` the schema holds (the default five without it).
         #[arg(long, short = 'c')]
         config: Option<std::path::PathBuf>,
     },

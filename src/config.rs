@@ -16,6 +16,8 @@ use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
+mod columns;
+
 /// Environment variables of the Genesys Cloud ecosystem (SDKs, CX as Code).
 pub const ENV_REGION: &str = "GENESYSCLOUD_REGION";
 pub const ENV_API_REGION: &str = "GENESYSCLOUD_API_REGION";
@@ -96,6 +98,7 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     rows: RawRows,
+    columns: Option<columns::RawColumns>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -260,6 +263,8 @@ pub struct Config {
     pub write_concurrency: usize,
     pub http_listen: Option<SocketAddr>,
     pub rows: RowsPolicy,
+    /// The columns written to each row, in order (the default five without `[columns]`).
+    pub columns: crate::sync::columns::Columns,
 }
 
 /// How a cycle's rows are written.
@@ -341,6 +346,33 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
     parse(&text, env)
 }
 
+/// Reads only the `[columns]` of the file at `path` (the default five without it): what
+/// `table schema` needs, without credentials or the rest of the config.
+pub fn load_columns(path: &Path) -> Result<crate::sync::columns::Columns, ConfigError> {
+    #[derive(Deserialize)]
+    struct OnlyColumns {
+        columns: Option<columns::RawColumns>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            "--config",
+            format!("cannot read {}: {e}", path.display()),
+            "pass the path of an existing, readable TOML file",
+        )
+    })?;
+    let lines = LineIndex::new(&text);
+    let raw: OnlyColumns = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| lines.line(s.start));
+        let key = key_from_toml_error(&text, e.span().map(|s| s.start), e.message());
+        ConfigError::new(&key, e.message().trim().to_owned(), "correct the TOML").at(line)
+    })?;
+    Validator {
+        lines: &lines,
+        env: &ProcessEnv,
+    }
+    .columns(raw.columns)
+}
+
 /// Validates a configuration document.
 pub fn parse(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
     let lines = LineIndex::new(text);
@@ -351,7 +383,7 @@ pub fn parse(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
         ConfigError::new(
             &key,
             message,
-            "correct the TOML; known sections are [genesys], [table], [queues], [schedule], [limits], [http]",
+            "correct the TOML; known sections are [genesys], [table], [queues], [schedule], [limits], [http], [rows], [columns]",
         )
         .at(line)
     })?;
@@ -513,6 +545,7 @@ impl Validator<'_> {
         let rows = self.rows(&raw.rows)?;
         self.heartbeat_collision(&raw.rows, &raw.queues, key_by, &rows)?;
         let (queue_names, queue_ids, selection, resolve_every) = self.queues(raw.queues)?;
+        let columns = self.columns(raw.columns)?;
 
         let schedule = match &raw.schedule.cron {
             None => Schedule::parse("0 * * * * *").map_err(|e| {
@@ -579,6 +612,7 @@ impl Validator<'_> {
             write_concurrency,
             http_listen,
             rows,
+            columns,
         })
     }
 

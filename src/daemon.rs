@@ -179,8 +179,8 @@ impl Signals {
         m.rows_inc("deferred", r.deferred as u64);
         m.rows_inc("failed", r.failed.len() as u64);
         for (t, values) in &r.written {
-            for (column, value) in crate::sync::rows::columns(values) {
-                m.queue_value(&t.name, column, value as i64);
+            for (column, value) in r.columns.iter().zip(values.iter()) {
+                m.queue_value(&t.name, &column.name, *value as i64);
             }
         }
         if let Some(ok) = r.logged_in {

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use genesys_queue_sync::commands::{self, RunOptions};
-use genesys_queue_sync::genesys::datatable::COLUMNS;
 use genesys_queue_sync::loopback::{self, LocalOrg};
 use genesys_queue_sync::schedule::Exit;
+use genesys_queue_sync::sync::columns::Columns;
 use genesys_sim::{FieldType, RoutingStatus, Sim, SimOptions, SystemPresence};
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
@@ -50,16 +50,17 @@ async fn seeded_sim(churn: Option<Duration>) -> anyhow::Result<(Sim, Vec<String>
         sim.set_waiting(&id, "voice", i as u32 + 1);
         names.push((*name).to_owned());
     }
-    sim.create_table(TABLE, &table_fields());
+    sim.create_table(TABLE, &table_fields(&Columns::default()));
     Ok((sim, names))
 }
 
-/// The daemon's columns (after `key`) as simulator field types, for creating its table.
-fn table_fields() -> Vec<(&'static str, FieldType)> {
-    COLUMNS
-        .iter()
+/// The fields of `columns` (after `key`) as simulator field types, for creating a table.
+fn table_fields(columns: &Columns) -> Vec<(&str, FieldType)> {
+    columns
+        .fields()
+        .into_iter()
         .skip(1)
-        .filter_map(|&(c, t)| FieldType::from_wire(t.as_str()).map(|ft| (c, ft)))
+        .filter_map(|(c, t)| FieldType::from_wire(t.as_str()).map(|ft| (c, ft)))
         .collect()
 }
 
@@ -94,12 +95,13 @@ pub async fn run(
     let done = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let stop = shutdown.clone();
     let (sim2, prev2, done2) = (sim.clone(), previous.clone(), done.clone());
+    let columns = cfg.columns.clone();
     let mut opts = RunOptions::new(shutdown);
     opts.listener = Some(listener);
     opts.on_cycle = Some(Arc::new(move |report| {
         let rows = sim2.rows(&table_id);
         if let Ok(mut prev) = prev2.lock() {
-            print!("{}", draw(&rows, &prev, &report.summary()));
+            print!("{}", draw(&columns, &rows, &prev, &report.summary()));
             *prev = rows;
         }
         let n = done2.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
@@ -123,6 +125,7 @@ pub async fn run(
 
 /// The table as a flow would see it; changed cells are marked with `*`.
 fn draw(
+    columns: &Columns,
     rows: &BTreeMap<String, Map<String, Value>>,
     prev: &BTreeMap<String, Map<String, Value>>,
     summary: &str,
@@ -136,13 +139,14 @@ fn draw(
         .unwrap_or(3)
         .max(3);
     let _ = write!(out, "{:<width$}", "key");
-    for (c, _) in &COLUMNS[1..] {
+    let fields = columns.fields();
+    for (c, _) in &fields[1..] {
         let _ = write!(out, "  {c:>11}");
     }
     out.push('\n');
     for (key, row) in rows {
         let _ = write!(out, "{key:<width$}");
-        for (c, _) in &COLUMNS[1..] {
+        for (c, _) in &fields[1..] {
             let v = row.get(*c).map(cell).unwrap_or_default();
             let changed = prev
                 .get(key)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::sync::columns::Columns;
 use crate::config::{
     Config, KeyBy, OnVanish, RowsPolicy, Schedule, Selection, TableRef, WriteMode, parse_base_url,
 };
@@ -48,5 +49,6 @@ pub fn config(org: &LocalOrg<'_>, queue_names: Vec<String>, cron: &str) -> anyho
         write_concurrency: 4,
         http_listen: None,
         rows: RowsPolicy::default(),
+        columns: Columns::default(),
     })
 }

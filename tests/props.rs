@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use genesys_queue_sync::config::{self, ConfigError};
 use genesys_queue_sync::genesys::{self, datatable, limiter::Limiter, observations};
+use genesys_queue_sync::sync::columns::Columns;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -414,9 +415,11 @@ fn requested() -> Vec<String> {
 
 fn check_observations(body: &[u8]) {
     if let Ok(got) = observations::parse_response(body, &requested()) {
-        for (id, c) in &got {
+        for (id, o) in &got {
             assert!(id == "q1" || id == "q2", "{id} was not asked for");
-            assert!(c.idle + c.interacting <= c.on_queue, "{c:?}");
+            let v = Columns::default().values(o, chrono::Utc::now());
+            // Online, OnQueue, Idle, Interacting, Waiting
+            assert!(v.0[2] + v.0[3] <= v.0[1], "{v:?}");
         }
     }
 }

@@ -8,7 +8,7 @@ use super::estimate::Estimate;
 use super::exit;
 use crate::config::{self, ProcessEnv};
 use crate::genesys::Client;
-use crate::genesys::datatable::{self, COLUMNS};
+use crate::genesys::datatable;
 use crate::metrics::Metrics;
 use crate::sync;
 
@@ -130,16 +130,27 @@ pub async fn check(path: &Path) -> u8 {
                 &format!("table {}", cfg.table),
                 &format!("found (id {})", t.id),
             );
-            let problems = datatable::check_schema(&t);
+            let fields = cfg.columns.fields();
+            let problems = datatable::check_schema(&t, &fields);
             if problems.is_empty() {
                 line(
                     true,
                     "schema",
-                    &format!("all {} columns present with the right types", COLUMNS.len()),
+                    &format!("all {} columns present with the right types", fields.len()),
                 );
             }
             for p in problems {
                 line(false, "schema", &p.to_string());
+            }
+            for r in cfg.columns.retired(&t) {
+                // Not a failure: the daemon blanks it, but a flow may still read it.
+                line(
+                    true,
+                    "schema",
+                    &format!(
+                        "warning: column `{r}` is in the table but no longer in [columns]: the daemon blanks it in its rows; remove it from the flows that read it"
+                    ),
+                );
             }
         }
         Ok(None) => line(

@@ -60,7 +60,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             );
             exit::CONFIG
         }
-        Command::Table(TableCommand::Schema { config: _ }) => table::schema(),
+        Command::Table(TableCommand::Schema { config }) => table::schema(config.as_deref()),
         Command::Table(TableCommand::Create(c)) => with_config(&c.config, table::create).await,
         // Written by main before the logger and the runtime start.
         Command::Completions { .. } | Command::Man => exit::OK,

@@ -9,7 +9,7 @@ use super::exit;
 use crate::config::Config;
 use crate::genesys::Client;
 use crate::metrics::Metrics;
-use crate::sync::rows::{self, Values};
+use crate::sync::columns::Columns;
 use crate::sync::{CycleReport, Outcome, Syncer};
 
 /// One cycle, printed as a table. Exit 0 only when every queue was observed (and written).
@@ -22,9 +22,10 @@ pub async fn once(cfg: Config, dry_run: bool, shutdown: CancellationToken) -> u8
             return exit::FAILURE;
         }
     };
+    let columns = cfg.columns.clone();
     let mut syncer = Syncer::new(client, cfg);
     let report = syncer.run_cycle(dry_run).await;
-    print!("{}", render_report(&report));
+    print!("{}", render_report(&columns, &report));
     if report.outcome() == Outcome::Ok {
         exit::OK
     } else {
@@ -32,8 +33,8 @@ pub async fn once(cfg: Config, dry_run: bool, shutdown: CancellationToken) -> u8
     }
 }
 
-/// The human table `once` prints.
-pub fn render_report(r: &CycleReport) -> String {
+/// The human table `once` prints: a column per configured column, in written order.
+pub fn render_report(columns: &Columns, r: &CycleReport) -> String {
     let mut out = String::new();
     let width = r
         .observed
@@ -42,11 +43,9 @@ pub fn render_report(r: &CycleReport) -> String {
         .max()
         .unwrap_or(5)
         .max(5);
-    // Each column as wide as its name, at least 5.
-    let cell = |name: &str| name.chars().count().max(5);
     let _ = write!(out, "{:<width$} ", "queue");
-    for (name, _) in rows::columns(&Values::default()) {
-        let _ = write!(out, " {name:>w$}", w = cell(name));
+    for c in columns.iter() {
+        let _ = write!(out, " {:>w$}", c.name, w = c.name.chars().count().max(5));
     }
     let _ = writeln!(out, "  UpdatedAt");
     let at = r
@@ -55,8 +54,8 @@ pub fn render_report(r: &CycleReport) -> String {
         .unwrap_or_default();
     for (t, values) in &r.observed {
         let _ = write!(out, "{:<width$} ", t.key);
-        for (name, v) in rows::columns(values) {
-            let _ = write!(out, " {v:>w$}", w = cell(name));
+        for (c, v) in columns.iter().zip(values.iter()) {
+            let _ = write!(out, " {:>w$}", v, w = c.name.chars().count().max(5));
         }
         let _ = writeln!(out, "  {at}");
     }

@@ -1,14 +1,26 @@
 //! `table schema` and `table create`.
 
-use super::{exit, shutdown_on_signals};
-use crate::config::{Config, TableRef};
-use crate::genesys::Client;
-use crate::genesys::datatable::{self, COLUMNS};
-use crate::metrics::Metrics;
+use std::path::Path;
 
-/// `table schema`: the JSON schema of the table the daemon writes.
-pub fn schema() -> u8 {
-    match serde_json::to_string_pretty(&datatable::schema_json()) {
+use super::{exit, shutdown_on_signals};
+use crate::config::{self, Config, TableRef};
+use crate::genesys::Client;
+use crate::genesys::datatable;
+use crate::metrics::Metrics;
+use crate::sync::columns::Columns;
+
+/// `table schema`: the JSON schema of the table the daemon writes, for the config's
+/// `[columns]` (the default five without a config).
+pub fn schema(config: Option<&Path>) -> u8 {
+    let columns = match config.map(config::load_columns) {
+        None => Columns::default(),
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    match serde_json::to_string_pretty(&datatable::schema_json(&columns.fields())) {
         Ok(s) => {
             println!("{s}");
             exit::OK
@@ -29,25 +41,26 @@ pub async fn create(cfg: Config) -> u8 {
             return exit::FAILURE;
         }
     };
+    let fields = cfg.columns.fields();
     let existing = datatable::find(&client, &cfg.table).await;
     let result = match (existing, &cfg.table) {
         (Err(e), _) => Err(e.to_string()),
         (Ok(None), TableRef::Id(id)) => Err(format!(
             "no table with id {id}; set table.name to create one by name"
         )),
-        (Ok(None), TableRef::Name(n)) => datatable::create_table(&client, n)
+        (Ok(None), TableRef::Name(n)) => datatable::create_table(&client, n, &fields)
             .await
             .map(|t| {
                 format!(
                     "created table \"{}\" (id {}) with columns {}",
                     t.name,
                     t.id,
-                    column_list()
+                    column_list(&cfg.columns)
                 )
             })
             .map_err(|e| e.to_string()),
         (Ok(Some(t)), _) => {
-            let wrong: Vec<String> = datatable::check_schema(&t)
+            let wrong: Vec<String> = datatable::check_schema(&t, &fields)
                 .into_iter()
                 .filter(|p| matches!(p, datatable::SchemaProblem::WrongType { .. }))
                 .map(|p| p.to_string())
@@ -60,7 +73,7 @@ pub async fn create(cfg: Config) -> u8 {
                     wrong.join("; ")
                 ))
             } else {
-                match datatable::add_missing_columns(&client, &t).await {
+                match datatable::add_missing_columns(&client, &t, &fields).await {
                     Ok(added) if added.is_empty() => {
                         Ok(format!("table \"{}\" already has every column", t.name))
                     }
@@ -86,8 +99,9 @@ pub async fn create(cfg: Config) -> u8 {
     }
 }
 
-fn column_list() -> String {
-    COLUMNS
+fn column_list(columns: &Columns) -> String {
+    columns
+        .fields()
         .iter()
         .map(|(c, t)| format!("{c} ({})", t.as_str()))
         .collect::<Vec<_>>()

@@ -1,7 +1,7 @@
 //! Architect data tables (`/api/v2/flows/datatables`): finding the table, checking its
 //! schema, and writing rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use reqwest::Method;
@@ -36,19 +36,15 @@ impl ColumnType {
     }
 }
 
-/// The columns the daemon writes, in display order (`key` first).
-pub const COLUMNS: &[(&str, ColumnType)] = &[
-    ("key", ColumnType::String),
-    ("Online", ColumnType::Integer),
-    ("OnQueue", ColumnType::Integer),
-    ("Idle", ColumnType::Integer),
-    ("Interacting", ColumnType::Integer),
-    ("Waiting", ColumnType::Integer),
-    ("UpdatedAt", ColumnType::String),
-];
+/// The fields a table must have, in display order (`key` first): the daemon's columns.
+pub type Fields<'a> = [(&'a str, ColumnType)];
 
 /// A data table holds at most this many rows (Customer Care can raise it).
 pub const MAX_ROWS: usize = 5000;
+
+/// Written into the `description` of each field the daemon creates, so a field it wrote
+/// once is recognised after its column was removed from the config.
+pub const FIELD_MARKER: &str = "Written by genesys-queue-sync";
 
 /// A data table as the API describes it.
 #[derive(Debug, Clone)]
@@ -57,6 +53,8 @@ pub struct Table {
     pub name: String,
     /// Column name → JSON type as declared in the schema.
     pub columns: BTreeMap<String, String>,
+    /// Fields whose description carries [`FIELD_MARKER`].
+    pub marked: BTreeSet<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,26 +74,23 @@ struct RawSchema {
 
 impl From<RawTable> for Table {
     fn from(t: RawTable) -> Self {
-        let columns = t
-            .schema
-            .map(|s| {
-                s.properties
-                    .into_iter()
-                    .map(|(k, v)| {
-                        let ty = v
-                            .get("type")
-                            .and_then(Value::as_str)
-                            .unwrap_or("?")
-                            .to_owned();
-                        (k, ty)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut columns = BTreeMap::new();
+        let mut marked = BTreeSet::new();
+        for (k, v) in t.schema.map(|s| s.properties).unwrap_or_default() {
+            let ty = v.get("type").and_then(Value::as_str).unwrap_or("?");
+            if v.get("description")
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.starts_with(FIELD_MARKER))
+            {
+                marked.insert(k.clone());
+            }
+            columns.insert(k, ty.to_owned());
+        }
         Self {
             id: t.id,
             name: t.name,
             columns,
+            marked,
         }
     }
 }
@@ -113,11 +108,11 @@ struct Listing<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchemaProblem {
     Missing {
-        column: &'static str,
+        column: String,
         ty: ColumnType,
     },
     WrongType {
-        column: &'static str,
+        column: String,
         want: ColumnType,
         have: String,
     },
@@ -128,7 +123,7 @@ impl fmt::Display for SchemaProblem {
         match self {
             Self::Missing { column, ty } => write!(
                 f,
-                "column `{column}` is missing: add it as {} (Architect > Data Tables, or `genesys-queue-sync table create`)",
+                "column `{column}` is missing: `genesys-queue-sync table create` adds it (or add it as {} in Architect > Data Tables)",
                 ty.as_str()
             ),
             Self::WrongType { column, want, have } => write!(
@@ -140,14 +135,17 @@ impl fmt::Display for SchemaProblem {
     }
 }
 
-/// What is wrong with `table`'s schema for the daemon's columns; empty when it fits.
-pub fn check_schema(table: &Table) -> Vec<SchemaProblem> {
-    COLUMNS
+/// What is wrong with `table`'s schema for `fields`; empty when it fits.
+pub fn check_schema(table: &Table, fields: &Fields<'_>) -> Vec<SchemaProblem> {
+    fields
         .iter()
         .filter_map(|&(column, ty)| match table.columns.get(column) {
-            None => Some(SchemaProblem::Missing { column, ty }),
+            None => Some(SchemaProblem::Missing {
+                column: column.to_owned(),
+                ty,
+            }),
             Some(have) if have != ty.as_str() => Some(SchemaProblem::WrongType {
-                column,
+                column: column.to_owned(),
                 want: ty,
                 have: have.clone(),
             }),
@@ -156,21 +154,28 @@ pub fn check_schema(table: &Table) -> Vec<SchemaProblem> {
         .collect()
 }
 
-/// The draft-04 JSON schema for a table holding the daemon's columns.
-pub fn schema_json() -> Value {
+/// One field's schema property.
+fn property(column: &str, ty: ColumnType, order: usize) -> Value {
+    let mut p = json!({
+        "title": column,
+        "type": ty.as_str(),
+        "$id": format!("/properties/{column}"),
+        "displayOrder": order,
+    });
+    if column == "key" {
+        p["minLength"] = json!(1);
+        p["maxLength"] = json!(256);
+    } else {
+        p["description"] = json!(FIELD_MARKER);
+    }
+    p
+}
+
+/// The draft-04 JSON schema for a table holding `fields`.
+pub fn schema_json(fields: &Fields<'_>) -> Value {
     let mut props = Map::new();
-    for (i, &(column, ty)) in COLUMNS.iter().enumerate() {
-        let mut p = json!({
-            "title": column,
-            "type": ty.as_str(),
-            "$id": format!("/properties/{column}"),
-            "displayOrder": i,
-        });
-        if column == "key" {
-            p["minLength"] = json!(1);
-            p["maxLength"] = json!(256);
-        }
-        props.insert(column.to_owned(), p);
+    for (i, &(column, ty)) in fields.iter().enumerate() {
+        props.insert(column.to_owned(), property(column, ty, i));
     }
     json!({
         "$schema": "http://json-schema.org/draft-04/schema#",
@@ -383,26 +388,32 @@ pub async fn upsert_row(
     }
 }
 
-/// Creates a table with the daemon's schema.
-pub async fn create_table(client: &Client, name: &str) -> Result<Table, ApiError> {
-    let body = json!({"name": name, "description": "Queue agent counts written by genesys-queue-sync", "schema": schema_json()});
+/// Creates a table with `fields`.
+pub async fn create_table(
+    client: &Client,
+    name: &str,
+    fields: &Fields<'_>,
+) -> Result<Table, ApiError> {
+    let body = json!({"name": name, "description": "Queue agent counts written by genesys-queue-sync", "schema": schema_json(fields)});
     let req = Request::with_body(TABLES, Method::POST, "/api/v2/flows/datatables", body);
     let t: RawTable = client.send_json(req).await?;
     Ok(t.into())
 }
 
-/// Adds the daemon's missing columns to an existing table, keeping everything it has.
+/// Adds the fields the table lacks, keeping everything it has (fields are never removed
+/// or retyped); the last of `fields` (`UpdatedAt`) is moved to the end of the display
+/// order. Returns the fields added.
 pub async fn add_missing_columns(
     client: &Client,
     table: &Table,
-) -> Result<Vec<&'static str>, ApiError> {
+    fields: &Fields<'_>,
+) -> Result<Vec<String>, ApiError> {
     let req = Request::get(
         TABLES,
         format!("/api/v2/flows/datatables/{}", encode_segment(&table.id)),
     )
     .query("expand", "schema");
     let mut current: Value = client.send_json(req).await?;
-    let wanted = schema_json();
     let mut added = Vec::new();
     let Some(props) = current
         .pointer_mut("/schema/properties")
@@ -413,17 +424,25 @@ pub async fn add_missing_columns(
             message: "table has no schema.properties".into(),
         });
     };
-    let next_order = props.len();
-    for (i, &(column, _)) in COLUMNS.iter().enumerate() {
+    let mut next_order = props
+        .values()
+        .filter_map(|p| p.get("displayOrder").and_then(Value::as_u64))
+        .max()
+        .map_or(props.len(), |m| m as usize + 1);
+    for &(column, ty) in fields {
         if !props.contains_key(column) {
-            let mut p = wanted["properties"][column].clone();
-            p["displayOrder"] = json!(next_order + i);
-            props.insert(column.to_owned(), p);
-            added.push(column);
+            props.insert(column.to_owned(), property(column, ty, next_order));
+            next_order += 1;
+            added.push(column.to_owned());
         }
     }
     if added.is_empty() {
         return Ok(added);
+    }
+    if let Some(&(last, _)) = fields.last()
+        && let Some(p) = props.get_mut(last).and_then(Value::as_object_mut)
+    {
+        p.insert("displayOrder".into(), json!(next_order));
     }
     let req = Request::with_body(
         TABLES,
@@ -558,7 +577,7 @@ pub async fn import_replace_all(
 }
 
 /// A CSV file of rows, written one row at a time so a 5,000-row import never holds all
-/// rows as JSON objects at once. The header is the daemon's columns followed by `extra`
+/// rows as JSON objects at once. The header is the daemon's fields followed by `extra`
 /// (columns of owned rows the daemon does not write, kept across a ReplaceAll).
 pub struct CsvWriter {
     header: Vec<String>,
@@ -567,8 +586,8 @@ pub struct CsvWriter {
 }
 
 impl CsvWriter {
-    pub fn new(extra: impl IntoIterator<Item = String>) -> Self {
-        let mut header: Vec<String> = COLUMNS.iter().map(|(c, _)| (*c).to_owned()).collect();
+    pub fn new(fields: &Fields<'_>, extra: impl IntoIterator<Item = String>) -> Self {
+        let mut header: Vec<String> = fields.iter().map(|(c, _)| (*c).to_owned()).collect();
         for e in extra {
             if !header.contains(&e) {
                 header.push(e);
@@ -621,6 +640,16 @@ fn csv_quote(s: &str) -> String {
 mod tests {
     use super::*;
 
+    const FIVE: &Fields<'static> = &[
+        ("key", ColumnType::String),
+        ("Online", ColumnType::Integer),
+        ("OnQueue", ColumnType::Integer),
+        ("Idle", ColumnType::Integer),
+        ("Interacting", ColumnType::Integer),
+        ("Waiting", ColumnType::Integer),
+        ("UpdatedAt", ColumnType::String),
+    ];
+
     fn table(cols: &[(&str, &str)]) -> Table {
         Table {
             id: "t".into(),
@@ -629,6 +658,7 @@ mod tests {
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
+            marked: BTreeSet::new(),
         }
     }
 
@@ -643,13 +673,18 @@ mod tests {
             ("UpdatedAt", "string"),
             ("Extra", "boolean"),
         ]);
-        let p = check_schema(&t);
+        let p = check_schema(&t, FIVE);
         assert_eq!(p.len(), 2);
         assert!(
             p[0].to_string()
                 .contains("`OnQueue` is string but must be integer")
         );
-        assert!(p[1].to_string().contains("`Waiting` is missing"));
+        let missing = p[1].to_string();
+        assert!(
+            missing.contains("`Waiting` is missing")
+                && missing.contains("`genesys-queue-sync table create` adds it"),
+            "{missing}"
+        );
     }
 
     #[test]
@@ -658,7 +693,7 @@ mod tests {
         row.insert("key".into(), json!("Sales, \"EU\""));
         row.insert("Online".into(), json!(3));
         row.insert("UpdatedAt".into(), json!("2026-11-29T04:05:06Z"));
-        let mut w = CsvWriter::new([]);
+        let mut w = CsvWriter::new(FIVE, []);
         w.push(&row);
         let csv = w.finish();
         assert_eq!(
@@ -668,14 +703,17 @@ mod tests {
     }
 
     #[test]
-    fn generated_schema_fits_itself() {
-        let s = schema_json();
+    fn generated_schema_fits_itself_and_marks_the_daemons_fields() {
+        let s = schema_json(FIVE);
         assert_eq!(s["required"], json!(["key"]));
         assert_eq!(s["additionalProperties"], json!(false));
+        assert_eq!(s["properties"]["UpdatedAt"]["displayOrder"], json!(6));
         let t: Table =
             serde_json::from_value::<RawTable>(json!({"id": "x", "name": "n", "schema": s}))
                 .unwrap()
                 .into();
-        assert!(check_schema(&t).is_empty());
+        assert!(check_schema(&t, FIVE).is_empty());
+        assert!(t.marked.contains("Waiting") && t.marked.contains("UpdatedAt"));
+        assert!(!t.marked.contains("key"));
     }
 }

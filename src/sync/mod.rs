@@ -8,10 +8,10 @@
 //! cycle ends in a [`CycleReport`] ([`report`]); what becomes of it (logs, metrics,
 //! health) is the caller's business.
 
+pub mod columns;
 pub mod observe;
 pub mod plan;
 pub mod report;
-pub mod rows;
 pub mod selection;
 pub mod table;
 
@@ -50,7 +50,7 @@ impl Syncer {
         Self {
             client,
             policy: Policy::new(&cfg),
-            table: TableState::new(cfg.table.clone()),
+            table: TableState::new(cfg.table.clone(), cfg.columns.clone()),
             cfg,
             selection: Selection::default(),
         }
@@ -75,6 +75,7 @@ impl Syncer {
         let mut report = CycleReport {
             started: Some(Utc::now()),
             dry_run,
+            columns: self.cfg.columns.clone(),
             ..CycleReport::default()
         };
         if let Err((stage, e)) = self.cycle(dry_run, &mut report).await {
@@ -114,7 +115,7 @@ impl Syncer {
             return Err((Stage::Resolve, CycleError::NoQueues));
         }
 
-        let observed = observe::observe(client, self.selection.targets(), report)
+        let observed = observe::observe(client, &self.cfg.columns, self.selection.targets(), report)
             .await
             .map_err(at(Stage::Observe))?;
         self.selection

@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use super::columns::{Columns, Values};
 use super::report::{CycleReport, Stage};
-use super::rows::Values;
 use super::selection::Target;
 use crate::genesys::observations::{self, MAX_QUEUES_PER_QUERY};
 use crate::genesys::{ApiError, Client};
@@ -31,11 +31,12 @@ pub struct Observed {
     pub missing_from_answer: Vec<String>,
 }
 
-/// Observes `targets` in batches of [`MAX_QUEUES_PER_QUERY`]. A failed batch or a queue
-/// missing from its answer is reported as failed and keeps its old row; only a
-/// cancellation stops the cycle.
+/// Observes `targets` in batches of [`MAX_QUEUES_PER_QUERY`], asking for what `columns`
+/// need. A failed batch or a queue missing from its answer is reported as failed and
+/// keeps its old row; only a cancellation stops the cycle.
 pub async fn observe(
     client: &Client,
+    columns: &Columns,
     targets: &[Target],
     report: &mut CycleReport,
 ) -> Result<Observed, ApiError> {
@@ -46,13 +47,18 @@ pub async fn observe(
             .find(|t| t.id == id)
             .map_or_else(|| id.to_owned(), |t| t.name.clone())
     };
+    let query = columns.query();
     let mut counts: HashMap<String, (Values, DateTime<Utc>)> = HashMap::new();
     let mut failed_ids: HashSet<&str> = HashSet::new();
     for batch in ids.chunks(MAX_QUEUES_PER_QUERY) {
-        match observations::observe_batch(client, batch).await {
+        match observations::observe(client, batch, &query).await {
             Ok(got) => {
+                // The values of age columns are taken at the answer's arrival.
                 let at = Utc::now();
-                counts.extend(got.into_iter().map(|(id, c)| (id, (c, at))));
+                counts.extend(
+                    got.into_iter()
+                        .map(|(id, o)| (id, (columns.values(&o, at), at))),
+                );
             }
             Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
             Err(e) => {
@@ -75,7 +81,7 @@ pub async fn observe(
     for t in targets {
         match counts.remove(&t.id) {
             Some((values, at)) => {
-                report.observed.push((t.clone(), values));
+                report.observed.push((t.clone(), values.clone()));
                 observed.queues.push(Observation {
                     target: t.clone(),
                     values,

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::columns::{Columns, Values};
 use super::observe::Observation;
-use super::rows::{self, Values};
 use super::selection::Target;
 use crate::config::{Config, WriteMode};
 use crate::genesys::datatable::MAX_ROWS;
@@ -26,6 +26,8 @@ pub struct Policy {
     pub requests_per_minute: u32,
     pub refresh_after: Duration,
     pub heartbeat_key: Option<String>,
+    /// The columns, for the change measure.
+    pub columns: Columns,
 }
 
 impl Policy {
@@ -37,6 +39,7 @@ impl Policy {
             requests_per_minute: cfg.requests_per_minute,
             refresh_after: cfg.rows.refresh_after,
             heartbeat_key: cfg.rows.heartbeat_key.clone(),
+            columns: cfg.columns.clone(),
         }
     }
 
@@ -58,7 +61,7 @@ impl Policy {
 }
 
 /// What the table holds for an owned row, as far as the daemon knows.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Held {
     pub values: Values,
     pub at: DateTime<Utc>,
@@ -195,18 +198,18 @@ fn due_rows(
     for o in observed {
         let (changed, change, held_at) = match held.get(&o.target.key) {
             None => (true, f64::INFINITY, None),
-            Some(h) if h.values != o.values => {
-                (true, rows::change(&h.values, &o.values), Some(h.at))
-            }
-            Some(h) if o.at - h.at >= refresh => (false, 0.0, Some(h.at)),
-            Some(_) => {
-                skipped += 1;
-                continue;
-            }
+            Some(h) => match policy.columns.change(&h.values, h.at, &o.values, o.at) {
+                Some(change) => (true, change, Some(h.at)),
+                None if o.at - h.at >= refresh => (false, 0.0, Some(h.at)),
+                None => {
+                    skipped += 1;
+                    continue;
+                }
+            },
         };
         due.push(Due {
             target: o.target.clone(),
-            values: o.values,
+            values: o.values.clone(),
             at: o.at,
             changed,
             change,
@@ -241,10 +244,10 @@ fn import_rows(
         .iter()
         .filter_map(|t| {
             let (values, at) = match fresh.get(t.key.as_str()) {
-                Some(o) => (o.values, o.at),
+                Some(o) => (o.values.clone(), o.at),
                 None => {
                     let h = held.get(&t.key)?;
-                    (h.values, h.at)
+                    (h.values.clone(), h.at)
                 }
             };
             Some(ImportRow {
@@ -280,11 +283,9 @@ mod tests {
         chrono::Duration::minutes(m)
     }
 
+    /// Values of the default columns (Online, OnQueue, Idle, Interacting, Waiting).
     fn waiting(n: u64) -> Values {
-        Values {
-            waiting: n,
-            ..Values::default()
-        }
+        Values(vec![0, 0, 0, 0, n])
     }
 
     /// 60 s period, 300 requests/minute, refresh after 5 min, heartbeat on, rows mode.
@@ -296,6 +297,7 @@ mod tests {
             requests_per_minute: 300,
             refresh_after: Duration::from_secs(300),
             heartbeat_key: Some("_heartbeat".into()),
+            columns: Columns::default(),
         }
     }
 

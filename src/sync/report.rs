@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::rows::Values;
+use super::columns::{Columns, Values};
 use super::selection::Target;
 use crate::config::TableRef;
 use crate::genesys::ApiError;
@@ -104,6 +104,8 @@ pub struct CycleReport {
     pub started: Option<DateTime<Utc>>,
     pub duration: Duration,
     pub dry_run: bool,
+    /// The columns the values below are of, in order.
+    pub columns: Columns,
     /// Observed queues and their values, in selection order.
     pub observed: Vec<(Target, Values)>,
     /// The rows written this cycle and the values they got (the heartbeat row not included).

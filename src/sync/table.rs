@@ -12,10 +12,10 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::columns::{self, Columns, Values};
 use super::observe::Observation;
 use super::plan::{Due, Heartbeat, Held, ImportRow, TableView};
 use super::report::{CycleError, CycleReport, Stage};
-use super::rows::{self, Values};
 use super::selection::Target;
 use crate::config::TableRef;
 use crate::genesys::Client;
@@ -24,6 +24,9 @@ use crate::genesys::datatable::{self, Table};
 pub struct TableState {
     /// The configured table, for log lines.
     table_ref: TableRef,
+    columns: Columns,
+    /// Fields the daemon wrote once but no longer does: blanked in its rows.
+    retired: Vec<String>,
     table: Option<Table>,
     /// Whether `known_keys` holds the table's listing (plus the daemon's writes since).
     listed: bool,
@@ -37,9 +40,11 @@ pub struct TableState {
 }
 
 impl TableState {
-    pub fn new(table_ref: TableRef) -> Self {
+    pub fn new(table_ref: TableRef, columns: Columns) -> Self {
         Self {
             table_ref,
+            columns,
+            retired: Vec::new(),
             table: None,
             listed: false,
             known_keys: HashSet::new(),
@@ -68,7 +73,7 @@ impl TableState {
         }
         let found = datatable::find(client, &self.table_ref).await?;
         let table = found.ok_or_else(|| CycleError::TableMissing(self.table_ref.clone()))?;
-        let problems = datatable::check_schema(&table);
+        let problems = datatable::check_schema(&table, &self.columns.fields());
         if !problems.is_empty() {
             let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
             return Err(CycleError::Schema {
@@ -77,6 +82,13 @@ impl TableState {
             });
         }
         tracing::info!(table = %table.name, id = %table.id, "data table found, schema fits");
+        self.retired = self.columns.retired(&table);
+        if !self.retired.is_empty() {
+            tracing::warn!(
+                columns = %self.retired.join(", "),
+                "the table has columns the daemon wrote before but no longer configures; it blanks them in its rows so no flow reads a stale number (remove them from the flows)"
+            );
+        }
         let id = table.id.clone();
         self.table = Some(table);
         self.listed = false;
@@ -95,6 +107,7 @@ impl TableState {
             return Ok(());
         }
         let owned: HashSet<&str> = targets.iter().map(|t| t.key.as_str()).collect();
+        let (columns, retired) = (&self.columns, &self.retired);
         let mut keys = HashSet::new();
         let mut held = HashMap::new();
         let mut extra_columns = HashMap::new();
@@ -103,12 +116,10 @@ impl TableState {
                 return;
             };
             if owned.contains(key.as_str()) {
-                if let Some((values, at)) = rows::parse_row(&row) {
+                if let Some((values, at)) = columns.parse_row(&row) {
                     held.insert(key.clone(), Held { values, at });
                 }
-                for (col, _) in datatable::COLUMNS {
-                    row.remove(*col);
-                }
+                row.retain(|field, _| !columns.writes(field) && !retired.contains(field));
                 if !row.is_empty() {
                     extra_columns.insert(key.clone(), row);
                 }
@@ -181,7 +192,7 @@ impl TableState {
             let Ok((d, res)) = joined else { continue };
             match res {
                 Ok(()) => {
-                    self.record_written(&d.target, d.values, d.at);
+                    self.record_written(&d.target, d.values.clone(), d.at);
                     report.written.push((d.target, d.values));
                 }
                 Err(e) => {
@@ -207,7 +218,7 @@ impl TableState {
     }
 
     pub async fn write_heartbeat(&mut self, client: &Client, table_id: &str, heartbeat: Heartbeat) {
-        let row = rows::heartbeat_row(&heartbeat.key, Utc::now());
+        let row = Columns::heartbeat_row(&heartbeat.key, Utc::now());
         match datatable::upsert_row(client, table_id, &heartbeat.key, &row, heartbeat.exists).await
         {
             Ok(()) => {
@@ -239,14 +250,14 @@ impl TableState {
             .values()
             .flat_map(|m| m.keys().cloned())
             .collect();
-        let mut csv = datatable::CsvWriter::new(extra);
+        let mut csv = datatable::CsvWriter::new(&self.columns.fields(), extra);
         let mut keys = HashSet::with_capacity(import.len() + 1);
         for r in import {
             csv.push(&self.owned_row(&r.key, &r.values, r.at));
             keys.insert(r.key);
         }
         if let Some(key) = heartbeat {
-            csv.push(&rows::heartbeat_row(&key, Utc::now()));
+            csv.push(&Columns::heartbeat_row(&key, Utc::now()));
             keys.insert(key);
         }
         let csv = csv.finish();
@@ -260,8 +271,8 @@ impl TableState {
                     "import job succeeded"
                 );
                 for o in observed {
-                    self.record_written(&o.target, o.values, o.at);
-                    report.written.push((o.target.clone(), o.values));
+                    self.record_written(&o.target, o.values.clone(), o.at);
+                    report.written.push((o.target.clone(), o.values.clone()));
                 }
                 self.known_keys = keys;
                 self.listed = true;
@@ -285,7 +296,7 @@ impl TableState {
 
     /// The row for an owned key, carrying the extra columns it already has in the table.
     fn owned_row(&self, key: &str, values: &Values, at: DateTime<Utc>) -> Map<String, Value> {
-        let mut row = rows::row_for(key, values, at);
+        let mut row = self.columns.row(key, values, at);
         if let Some(extra) = self.extra_columns.get(key) {
             for (k, v) in extra {
                 row.entry(k.clone()).or_insert_with(|| v.clone());
@@ -297,7 +308,7 @@ impl TableState {
     fn record_written(&mut self, t: &Target, values: Values, at: DateTime<Utc>) {
         self.known_keys.insert(t.key.clone());
         // The table holds seconds precision: compare ages against what it holds.
-        let at = rows::as_stored(at);
+        let at = columns::as_stored(at);
         self.held.insert(t.key.clone(), Held { values, at });
     }
 
