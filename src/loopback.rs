@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::sync::columns::Columns;
 use crate::config::{
     Config, KeyBy, OnVanish, RowsPolicy, Schedule, Selection, TableRef, WriteMode, parse_base_url,
 };
+use crate::sync::columns::Columns;
 
 /// The client credentials and table a local org is reached with.
 #[derive(Clone, Debug)]
