@@ -106,20 +106,15 @@ mod tests {
             key: "Sales".into(),
             division: String::new(),
         };
-        let v = Values {
-            online: 7,
-            on_queue: 5,
-            idle: 2,
-            interacting: 3,
-            waiting: 12,
-        };
+        // The default columns: Online, OnQueue, Idle, Interacting, Waiting.
+        let v = crate::sync::columns::Values(vec![7, 5, 2, 3, 12]);
         let r = CycleReport {
             started: Some(at),
-            observed: vec![(t.clone(), v)],
+            observed: vec![(t.clone(), v.clone())],
             written: vec![(t, v)],
             ..CycleReport::default()
         };
-        let out = render_report(&r);
+        let out = render_report(&crate::sync::columns::Columns::default(), &r);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             lines[0],

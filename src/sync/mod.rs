@@ -115,9 +115,10 @@ impl Syncer {
             return Err((Stage::Resolve, CycleError::NoQueues));
         }
 
-        let observed = observe::observe(client, &self.cfg.columns, self.selection.targets(), report)
-            .await
-            .map_err(at(Stage::Observe))?;
+        let observed =
+            observe::observe(client, &self.cfg.columns, self.selection.targets(), report)
+                .await
+                .map_err(at(Stage::Observe))?;
         self.selection
             .missing_from_answer(observed.missing_from_answer.iter().cloned());
         let Some(table_id) = table_id else {
