@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use genesys_queue_sync::commands::{self, RunOptions};
+use genesys_queue_sync::daemon::{self, RunOptions};
 use genesys_queue_sync::loopback::{self, LocalOrg};
 use genesys_queue_sync::schedule::Exit;
 use genesys_queue_sync::sync::columns::Columns;
@@ -109,7 +109,7 @@ pub async fn run(
             stop.cancel();
         }
     }));
-    let exit = commands::run(cfg, opts).await?;
+    let exit = daemon::run(cfg, opts).await?;
     let requests = sim.requests();
     println!(
         "\n{} cycles, {} API requests in all (table lookups by flows would cost none).",

@@ -12,13 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command, TableCommand};
 use crate::config::{self, Config, ConfigError, ProcessEnv};
+use crate::daemon::{self, RunOptions};
 use crate::schedule::Exit;
-
-pub use crate::daemon::{CycleHook, RunOptions, run};
-pub use check::check;
-pub use estimate::Estimate;
-pub use once::{once, render_report};
-pub use queues::command as queues_command;
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -32,7 +27,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(c) => {
             with_config(&c.config, |cfg| async move {
-                match run(cfg, RunOptions::new(shutdown_on_signals())).await {
+                match daemon::run(cfg, RunOptions::new(shutdown_on_signals())).await {
                     Ok(Exit::Shutdown) => exit::OK,
                     Ok(Exit::Stalled(_)) => exit::STALLED,
                     Err(e) => {

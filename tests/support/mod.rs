@@ -11,8 +11,8 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
-use genesys_queue_sync::commands::{self, RunOptions};
 use genesys_queue_sync::config::Config;
+use genesys_queue_sync::daemon::{self, RunOptions};
 use genesys_queue_sync::genesys::{Client, RetryPolicy};
 use genesys_queue_sync::loopback;
 use genesys_queue_sync::metrics::Metrics;
@@ -196,7 +196,7 @@ pub async fn run_cycles(cfg: Config, cycles: usize) -> (Exit, Vec<CycleReport>) 
             stop.cancel();
         }
     }));
-    let exit = tokio::time::timeout(Duration::from_secs(60), commands::run(cfg, opts))
+    let exit = tokio::time::timeout(Duration::from_secs(60), daemon::run(cfg, opts))
         .await
         .expect("daemon stops within 60 s")
         .expect("daemon runs");
@@ -296,7 +296,7 @@ impl Daemon {
             };
             script(n, rep);
         }));
-        let task = tokio::spawn(commands::run(cfg, opts));
+        let task = tokio::spawn(daemon::run(cfg, opts));
         let http = http();
         Daemon {
             base,
