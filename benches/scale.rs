@@ -487,7 +487,7 @@ fn config_for(sim: &Sim, sc: &Scenario, cron: &str) -> String {
     );
     match sc.mode {
         Mode::Rows => t.push_str("write_mode = \"rows\"\n"),
-        Mode::Import => t.push_str("write_mode = \"import\"\nowned = true\n"),
+        Mode::Import => t.push_str("write_mode = \"import\"\n"),
     }
     let _ = write!(
         t,

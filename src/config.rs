@@ -252,7 +252,8 @@ pub struct Config {
     pub key_by: KeyBy,
     /// How rows reach the table.
     pub write_mode: WriteMode,
-    /// The daemon owns the whole table (required for import mode, which replaces every row).
+    /// `table.owned` as written. No mode needs it any more (imports use Append, which
+    /// leaves every row not in the file alone); old files that set it keep loading.
     pub table_owned: bool,
     pub queue_names: Vec<String>,
     pub queue_ids: Vec<String>,
@@ -272,9 +273,9 @@ pub struct Config {
 pub enum WriteMode {
     /// POST/PUT per row: the table may hold rows of others.
     Rows,
-    /// One CSV import job (ReplaceAll) per cycle: needs an owned table.
+    /// One CSV import job (Append) per cycle: works in a shared table.
     Import,
-    /// Rows while they fit the budget, import when they do not (owned tables only).
+    /// Rows while they fit the budget, import when they do not.
     Auto,
 }
 
@@ -826,24 +827,13 @@ impl Validator<'_> {
         let owned = t.owned.as_ref().is_some_and(|o| *o.get_ref());
         let write_mode = match t.write_mode.as_ref().map(|m| (m.get_ref().as_str(), m)) {
             None | Some(("rows", _)) => WriteMode::Rows,
-            Some((mode @ ("import" | "auto"), m)) if !owned => {
-                return Err(ConfigError::new(
-                    "table.write_mode",
-                    format!(
-                        "write_mode = \"{mode}\" may replace every row of the table with an import (ReplaceAll), \
-                         so it needs a table the daemon owns"
-                    ),
-                    "set table.owned = true if no one else writes rows to this table, or use write_mode = \"rows\"",
-                )
-                .at(self.line(m)));
-            }
             Some(("import", _)) => WriteMode::Import,
             Some(("auto", _)) => WriteMode::Auto,
             Some((other, m)) => {
                 return Err(ConfigError::new(
                     "table.write_mode",
                     format!("`{other}` is not a write mode"),
-                    "use \"rows\" (one request per row), \"import\" (one CSV import per cycle, owned tables) or \"auto\"",
+                    "use \"rows\" (one request per row), \"import\" (one CSV import per cycle) or \"auto\"",
                 )
                 .at(self.line(m)));
             }

@@ -174,7 +174,6 @@ async fn import_mode_writes_a_whole_cycle_with_a_handful_of_requests() {
     refs.push("Busy");
     let mut cfg = config(&sim, &refs, "* * * * * *");
     cfg.write_mode = WriteMode::Import;
-    cfg.table_owned = true;
     let mut s = syncer(cfg);
     let r = s.run_cycle(false).await;
     assert!(r.imported && r.outcome() == Outcome::Ok, "{r:?}");
@@ -203,7 +202,6 @@ async fn import_mode_keeps_old_values_of_queues_it_could_not_read() {
     let a = add_busy_queue(&sim, "A");
     let mut cfg = config(&sim, &["A"], "* * * * * *");
     cfg.write_mode = WriteMode::Import;
-    cfg.table_owned = true;
     let mut s = syncer(cfg);
     s.run_cycle(false).await;
     let before = rows(&sim)["A"].clone();
@@ -321,23 +319,6 @@ async fn queues_command_lists_the_selection_and_its_cost_against_the_budget() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn import_mode_needs_an_owned_table() {
-    let sim = spawn_sim(SimOptions::default()).await;
-    let body = format!(
-        "[table]\nname = \"{TABLE}\"\nwrite_mode = \"import\"\n\n[queues]\nnames = [\"A\"]\n"
-    );
-    let cfg = config_file(&sim, &body);
-    let out = run_bin(&["once"], &cfg).await;
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr.contains("table.write_mode") && stderr.contains("table.owned = true"),
-        "{stderr}"
-    );
-    let _ = json!({});
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_mode_fills_the_table_with_5000_queues_and_leaves_the_heartbeat_out() {
     // 5,000 queue rows + the heartbeat row would be 5,001: the import must not fail.
     let sim = spawn_sim(SimOptions {
@@ -351,7 +332,6 @@ async fn import_mode_fills_the_table_with_5000_queues_and_leaves_the_heartbeat_o
     let mut cfg = config(&sim, &[], "* * * * * *");
     cfg.selection.patterns = vec!["Q*".into()];
     cfg.write_mode = WriteMode::Import;
-    cfg.table_owned = true;
     cfg.requests_per_minute = 100_000;
     let mut s = syncer(cfg);
     let r = s.run_cycle(false).await;
@@ -376,7 +356,6 @@ async fn import_mode_keeps_the_extra_columns_of_owned_rows() {
     );
     let mut cfg = config(&sim, &["A"], "* * * * * *");
     cfg.write_mode = WriteMode::Import;
-    cfg.table_owned = true;
     let r = syncer(cfg).run_cycle(false).await;
     assert!(r.imported && r.outcome() == Outcome::Ok, "{r:?}");
     let row = &rows(&sim)["A"];

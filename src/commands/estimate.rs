@@ -13,7 +13,6 @@ pub struct Estimate {
     /// Upper bound of refresh writes per cycle (every unchanged row once per refresh_after).
     pub refresh_per_cycle: f64,
     pub mode: WriteMode,
-    pub owned: bool,
     pub refresh_after: std::time::Duration,
 }
 
@@ -32,7 +31,6 @@ impl Estimate {
             },
             refresh_per_cycle: n as f64 * (period / cfg.rows.refresh_after.as_secs_f64()).min(1.0),
             mode: cfg.write_mode,
-            owned: cfg.table_owned,
             refresh_after: cfg.rows.refresh_after,
         }
     }
@@ -74,7 +72,7 @@ impl Estimate {
                 ),
             );
         }
-        if self.mode == WriteMode::Auto && self.owned {
+        if self.mode == WriteMode::Auto {
             return (
                 true,
                 format!(
@@ -102,7 +100,7 @@ impl Estimate {
             false,
             format!(
                 "rows mode needs about {need:.0} requests/minute for {} with 10% changing per cycle, over the budget of {budget:.0}; \
-                 fix: write_mode = \"import\" with table.owned = true (about {:.0}/minute), {refresh_hint}",
+                 fix: write_mode = \"import\" (about {:.0}/minute), {refresh_hint}",
                 crate::text::count(self.queues, "queue", "queues"),
                 self.import_per_minute(),
             ),

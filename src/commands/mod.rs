@@ -2,7 +2,7 @@
 
 mod check;
 mod estimate;
-mod once;
+pub mod once;
 mod queues;
 mod table;
 

@@ -73,10 +73,7 @@ pub async fn command(cfg: Config) -> u8 {
             }
         );
     }
-    println!(
-        "  import mode (owned table): {:.0}/min",
-        est.import_per_minute()
-    );
+    println!("  import mode: {:.0}/min", est.import_per_minute());
     let (fits, detail) = est.verdict();
     println!("{} {detail}", if fits { "✓" } else { "✗" });
     if res.missing.is_empty() && fits {

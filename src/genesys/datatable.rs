@@ -492,24 +492,43 @@ struct ImportJob {
     count_records_updated: Option<u64>,
     #[serde(default)]
     count_records_deleted: Option<u64>,
+    #[serde(default)]
+    count_records_failed: Option<u64>,
 }
 
 /// What a finished import did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportOutcome {
     pub updated: u64,
     pub deleted: u64,
+    /// Records of the file that failed although the job `Succeeded`.
+    pub failed: u64,
+    /// The job's `errorInformation` message, when it has one (why records failed).
+    pub why: Option<String>,
     /// Status polls it took.
     pub polls: u32,
 }
 
-/// Replaces the table's rows with `csv` through one import job: create the job, upload
-/// the file to its pre-signed URL, poll until it ends. A handful of requests, whatever
-/// the row count.
-pub async fn import_replace_all(
+/// The `message` of an import job's `errorInformation` (an ErrorBody), or its JSON.
+fn error_message(info: Option<&Value>) -> Option<String> {
+    let info = info.filter(|v| !v.is_null())?;
+    Some(info.get("message").and_then(Value::as_str).map_or_else(
+        || crate::redact::excerpt(&info.to_string()),
+        crate::redact::excerpt,
+    ))
+}
+
+/// Inserts or updates the file's rows through one import job (`Append`: every row not in
+/// the file is left alone, so a flow never finds a row missing, unlike `ReplaceAll`, which
+/// deletes every row before inserting the file's). Creates the job, uploads the file to
+/// its pre-signed URL, polls until it ends; a handful of requests whatever the row count.
+/// A job still `WaitingForUpload` or `Processing` after `bound` is abandoned (an error);
+/// the caller's next cycle starts a new one.
+pub async fn import_append(
     client: &Client,
     table_id: &str,
     csv: String,
+    bound: std::time::Duration,
 ) -> Result<ImportOutcome, ApiError> {
     let base = format!("/api/v2/flows/datatables/{}", encode_segment(table_id));
     let job: ImportJob = client
@@ -517,7 +536,7 @@ pub async fn import_replace_all(
             IMPORT,
             Method::POST,
             format!("{base}/import/csv/jobs"),
-            json!({"importMode": "ReplaceAll"}),
+            json!({"importMode": "Append"}),
         ))
         .await?;
     let Some(uri) = job.upload_uri.as_deref() else {
@@ -548,16 +567,14 @@ pub async fn import_replace_all(
                 return Ok(ImportOutcome {
                     updated: status.count_records_updated.unwrap_or(0),
                     deleted: status.count_records_deleted.unwrap_or(0),
+                    failed: status.count_records_failed.unwrap_or(0),
+                    why: error_message(status.error_information.as_ref()),
                     polls,
                 });
             }
             "Failed" => {
-                let why = status
-                    .error_information
-                    .as_ref()
-                    .and_then(|e| e.get("message"))
-                    .and_then(Value::as_str)
-                    .map_or_else(|| "no reason given".to_owned(), crate::redact::excerpt);
+                let why = error_message(status.error_information.as_ref())
+                    .unwrap_or_else(|| "no reason given".to_owned());
                 return Err(ApiError::Status {
                     endpoint: IMPORT,
                     status: 422,
@@ -565,10 +582,15 @@ pub async fn import_replace_all(
                     message: format!("import job {} failed: {why}", job.id),
                 });
             }
-            _ if waited >= std::time::Duration::from_secs(60) => {
+            _ if waited >= bound => {
                 return Err(ApiError::Transport {
                     endpoint: IMPORT,
-                    message: format!("import job {} still {} after 60 s", job.id, status.status),
+                    message: format!(
+                        "import job {} still {} after {} s: abandoned, the next cycle starts a new one",
+                        job.id,
+                        status.status,
+                        waited.as_secs()
+                    ),
                 });
             }
             _ => delay = (delay * 2).min(std::time::Duration::from_secs(5)),
@@ -578,7 +600,8 @@ pub async fn import_replace_all(
 
 /// A CSV file of rows, written one row at a time so a 5,000-row import never holds all
 /// rows as JSON objects at once. The header is the daemon's fields followed by `extra`
-/// (columns of owned rows the daemon does not write, kept across a ReplaceAll).
+/// (columns of owned rows the daemon does not write: whether an Append keeps a column the
+/// file leaves out is not documented, so the file carries them).
 pub struct CsvWriter {
     header: Vec<String>,
     out: String,

@@ -4,7 +4,7 @@
 //! ([`selection`]) and what the table holds ([`table`]). So a steady-state cycle costs
 //! ⌈N/100⌉ observation queries ([`observe`]) plus one write per row that changed or whose
 //! `UpdatedAt` is older than `rows.refresh_after`, plus the heartbeat row; or, in import
-//! mode, one CSV import job whatever N is ([`plan`] decides which, without I/O). Every
+//! mode, one CSV import job (Append) whatever N is ([`plan`] decides which, without I/O). Every
 //! cycle ends in a [`CycleReport`] ([`report`]); what becomes of it (logs, metrics,
 //! health) is the caller's business.
 
@@ -143,11 +143,25 @@ impl Syncer {
         );
         report.skipped = skipped;
         match writes {
-            Writes::Import { rows, heartbeat } => self
-                .table
-                .write_import(client, &table_id, rows, heartbeat, &observed.queues, report)
-                .await
-                .map_err(at(Stage::Import)),
+            Writes::Import {
+                rows,
+                via_rows,
+                heartbeat,
+            } => {
+                let bound = self.policy.import_bound();
+                let imported = self
+                    .table
+                    .write_import(client, &table_id, rows, heartbeat, bound, report)
+                    .await;
+                // The rows imports kept rejecting go by rows whatever this import did.
+                if !via_rows.is_empty() && self.table.usable() {
+                    let concurrency = self.cfg.write_concurrency;
+                    self.table
+                        .write_rows(client, &table_id, via_rows, concurrency, report)
+                        .await;
+                }
+                imported.map_err(at(Stage::Import))
+            }
             Writes::Rows {
                 rows,
                 deferred,

@@ -3,8 +3,8 @@
 //! A row is due when its values changed, it is new, or its `UpdatedAt` is about
 //! `rows.refresh_after` old; the rest are skipped. Due rows are written one request each
 //! inside the per-cycle request budget (the biggest change first, then the oldest; the
-//! rest are deferred to the next cycle), or all of them as one CSV import when the write
-//! mode says so.
+//! rest are deferred to the next cycle), or all of them as one CSV import (Append) when
+//! the write mode says so; a row that imports kept failing goes through the rows API.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -21,7 +21,6 @@ use crate::genesys::datatable::MAX_ROWS;
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub write_mode: WriteMode,
-    pub table_owned: bool,
     pub period: Duration,
     pub requests_per_minute: u32,
     pub refresh_after: Duration,
@@ -34,7 +33,6 @@ impl Policy {
     pub fn new(cfg: &Config) -> Self {
         Self {
             write_mode: cfg.write_mode,
-            table_owned: cfg.table_owned,
             period: cfg.schedule.period,
             requests_per_minute: cfg.requests_per_minute,
             refresh_after: cfg.rows.refresh_after,
@@ -50,6 +48,14 @@ impl Policy {
         let per_cycle = (u64::from(self.requests_per_minute) * period.as_secs() / 60) as usize;
         let heartbeat = usize::from(self.heartbeat_key.is_some());
         per_cycle.saturating_sub(reads + heartbeat)
+    }
+
+    /// How long an import job may stay `WaitingForUpload` or `Processing` before it is
+    /// abandoned: one schedule period (a cycle should end before the next is due), at
+    /// least 2 s and at most 60 s.
+    pub fn import_bound(&self) -> Duration {
+        self.period
+            .clamp(Duration::from_secs(2), Duration::from_secs(60))
     }
 
     /// The age at which an unchanged row is rewritten: the cycle nearest to
@@ -74,7 +80,13 @@ pub struct TableView<'a> {
     pub held: &'a HashMap<String, Held>,
     /// Every key in the table.
     pub keys: &'a HashSet<String>,
+    /// Owned keys and how many imports in a row failed their record.
+    pub import_failures: &'a HashMap<String, u32>,
 }
+
+/// Imports in a row that failed a row's record before the row is written through the
+/// rows API instead (for the rest of the process).
+pub const IMPORT_FAILURES_BEFORE_ROWS: u32 = 2;
 
 /// A row due for writing this cycle.
 #[derive(Debug, Clone)]
@@ -88,14 +100,6 @@ pub struct Due {
     pub change: f64,
     /// When the table's copy was written; None for a new row.
     pub held_at: Option<DateTime<Utc>>,
-}
-
-/// A row of an import file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportRow {
-    pub key: String,
-    pub values: Values,
-    pub at: DateTime<Utc>,
 }
 
 /// The heartbeat write of a rows-mode cycle.
@@ -125,11 +129,11 @@ pub enum Writes {
         /// Written after the rows if at least one queue's row is fresh then.
         heartbeat: Option<Heartbeat>,
     },
-    /// One ReplaceAll import of every owned row, in selection order: fresh values where
-    /// observed, the table's own values (and `UpdatedAt`) where not, so a failed read
-    /// never wipes or zeroes a row.
+    /// One Append import of the due rows (rows not in the file, owned or not, are left as
+    /// they are), then `via_rows` one request each: rows imports kept failing.
     Import {
-        rows: Vec<ImportRow>,
+        rows: Vec<Due>,
+        via_rows: Vec<Due>,
         heartbeat: Option<String>,
     },
 }
@@ -152,21 +156,14 @@ pub fn plan(
     let budget = policy.row_budget(reads);
     let import = match policy.write_mode {
         WriteMode::Import => true,
-        WriteMode::Auto => policy.table_owned && due.len() > budget,
+        WriteMode::Auto => due.len() > budget,
         WriteMode::Rows => false,
     };
-    let writes = if import {
-        let rows = import_rows(targets, observed, table.held);
-        // ReplaceAll into a table of at most 5,000 rows: with 5,000 queues the heartbeat
-        // row would make the whole import fail, every cycle.
-        let heartbeat = heartbeat_key.cloned().filter(|_| rows.len() < MAX_ROWS);
-        Writes::Import { rows, heartbeat }
-    } else {
-        prioritize(&mut due);
-        let deferred = due.split_off(budget.min(due.len()));
-        let heartbeat = heartbeat_key.and_then(|key| {
+    // A table holds at most 5,000 rows: a new heartbeat row in a full table only fails
+    // (and in an import, fails the whole file).
+    let heartbeat = |due: &[Due]| {
+        heartbeat_key.and_then(|key| {
             let exists = table.keys.contains(key);
-            // A table holds at most 5,000 rows: a POST into a full table only fails.
             let new_rows = due
                 .iter()
                 .filter(|d| !table.keys.contains(&d.target.key))
@@ -175,7 +172,25 @@ pub fn plan(
                 key: key.clone(),
                 exists,
             })
+        })
+    };
+    let writes = if import {
+        let heartbeat = heartbeat(&due).map(|h| h.key);
+        let (via_rows, rows): (Vec<Due>, Vec<Due>) = due.into_iter().partition(|d| {
+            table
+                .import_failures
+                .get(&d.target.key)
+                .is_some_and(|n| *n >= IMPORT_FAILURES_BEFORE_ROWS)
         });
+        Writes::Import {
+            rows,
+            via_rows,
+            heartbeat,
+        }
+    } else {
+        prioritize(&mut due);
+        let deferred = due.split_off(budget.min(due.len()));
+        let heartbeat = heartbeat(&due);
         Writes::Rows {
             rows: due,
             deferred,
@@ -230,35 +245,6 @@ fn prioritize(due: &mut [Due]) {
     });
 }
 
-/// Every owned row with values: observed ones fresh, the others as the table holds them.
-fn import_rows(
-    targets: &[Target],
-    observed: &[Observation],
-    held: &HashMap<String, Held>,
-) -> Vec<ImportRow> {
-    let fresh: HashMap<&str, &Observation> = observed
-        .iter()
-        .map(|o| (o.target.key.as_str(), o))
-        .collect();
-    targets
-        .iter()
-        .filter_map(|t| {
-            let (values, at) = match fresh.get(t.key.as_str()) {
-                Some(o) => (o.values.clone(), o.at),
-                None => {
-                    let h = held.get(&t.key)?;
-                    (h.values.clone(), h.at)
-                }
-            };
-            Some(ImportRow {
-                key: t.key.clone(),
-                values,
-                at,
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,7 +278,6 @@ mod tests {
     fn policy() -> Policy {
         Policy {
             write_mode: WriteMode::Rows,
-            table_owned: false,
             period: Duration::from_secs(60),
             requests_per_minute: 300,
             refresh_after: Duration::from_secs(300),
@@ -308,6 +293,7 @@ mod tests {
         observed: Vec<Observation>,
         held: HashMap<String, Held>,
         keys: HashSet<String>,
+        import_failures: HashMap<String, u32>,
     }
 
     impl Case {
@@ -352,6 +338,7 @@ mod tests {
             let view = TableView {
                 held: &self.held,
                 keys: &self.keys,
+                import_failures: &self.import_failures,
             };
             plan(policy, &self.targets, &self.observed, reads, view)
         }
@@ -373,9 +360,17 @@ mod tests {
         }
     }
 
-    fn import_of(p: &Plan) -> (&[ImportRow], Option<&str>) {
+    /// The keys of an import file, the keys going by rows, the heartbeat.
+    fn import_of(p: &Plan) -> (Vec<&str>, Vec<&str>, Option<&str>) {
+        fn keys(d: &[Due]) -> Vec<&str> {
+            d.iter().map(|d| d.target.key.as_str()).collect()
+        }
         match &p.writes {
-            Writes::Import { rows, heartbeat } => (rows, heartbeat.as_deref()),
+            Writes::Import {
+                rows,
+                via_rows,
+                heartbeat,
+            } => (keys(rows), keys(via_rows), heartbeat.as_deref()),
             Writes::Rows { .. } => panic!("expected an import, got {p:?}"),
         }
     }
@@ -482,60 +477,56 @@ mod tests {
     }
 
     #[test]
-    fn import_mode_imports_every_cycle_even_with_nothing_due() {
+    fn an_import_file_holds_only_the_due_rows_and_the_heartbeat() {
         let mut p = policy();
         p.write_mode = WriteMode::Import;
-        p.table_owned = true;
-        let case = Case::default().queue("a", 1, Some((1, 0)));
+        let case = Case::default()
+            .queue("same", 1, Some((1, 0)))
+            .queue("changed", 2, Some((1, 1)))
+            .queue("new", 1, None)
+            .unobserved("unread", Some((7, 30)))
+            .foreign_rows(3);
         let plan = case.plan(&p);
-        let (rows, heartbeat) = import_of(&plan);
-        assert_eq!(rows.len(), 1);
+        let (rows, via_rows, heartbeat) = import_of(&plan);
+        assert_eq!(
+            rows,
+            ["changed", "new"],
+            "Append leaves every other row (unchanged, unread, foreign) as it is"
+        );
+        assert!(via_rows.is_empty());
         assert_eq!(heartbeat, Some("_heartbeat"));
         assert_eq!(plan.skipped, 1);
     }
 
     #[test]
-    fn auto_mode_imports_only_an_owned_table_and_only_over_budget() {
+    fn auto_mode_imports_over_budget_in_any_table() {
         let (case, mut p) = over_budget_case();
         p.write_mode = WriteMode::Auto;
-        p.table_owned = true;
-        import_of(&case.plan(&p));
+        let case = case.foreign_rows(10);
+        assert_eq!(import_of(&case.plan(&p)).0.len(), 3);
         // Within the budget: rows.
         p.requests_per_minute = 300;
         let plan = case.plan(&p);
         let (rows, deferred, _) = rows_of(&plan);
         assert_eq!((rows.len(), deferred.len()), (3, 0));
-        // A shared table is never replaced wholesale: rows, deferring what is over.
-        p.requests_per_minute = 3;
-        p.table_owned = false;
-        let plan = case.plan(&p);
-        let (rows, deferred, _) = rows_of(&plan);
-        assert_eq!((rows.len(), deferred.len()), (1, 2));
     }
 
     #[test]
-    fn an_import_keeps_the_held_values_of_queues_not_observed_in_selection_order() {
+    fn rows_imports_keep_rejecting_go_through_the_rows_api() {
         let mut p = policy();
         p.write_mode = WriteMode::Import;
-        let case = Case::default()
-            .unobserved("unread", Some((7, 30)))
-            .queue("read", 2, Some((1, 1)))
-            .unobserved("never-written", None);
+        let mut case = Case::default()
+            .queue("once", 2, Some((1, 1)))
+            .queue("twice", 2, Some((1, 1)))
+            .queue("ok", 2, Some((1, 1)));
+        case.import_failures
+            .insert("once".into(), IMPORT_FAILURES_BEFORE_ROWS - 1);
+        case.import_failures
+            .insert("twice".into(), IMPORT_FAILURES_BEFORE_ROWS);
         let plan = case.plan(&p);
-        let (rows, _) = import_of(&plan);
-        let expected = [
-            ImportRow {
-                key: "unread".into(),
-                values: waiting(7),
-                at: now() - mins(30),
-            },
-            ImportRow {
-                key: "read".into(),
-                values: waiting(2),
-                at: now(),
-            },
-        ];
-        assert_eq!(rows, expected, "no row for a queue with no values at all");
+        let (rows, via_rows, _) = import_of(&plan);
+        assert_eq!(rows, ["once", "ok"]);
+        assert_eq!(via_rows, ["twice"]);
     }
 
     #[test]
@@ -589,10 +580,10 @@ mod tests {
         for i in 0..MAX_ROWS - 1 {
             case = case.queue(&format!("q{i}"), 1, None);
         }
-        assert_eq!(import_of(&case.plan(&p)).1, Some("_heartbeat"));
+        assert_eq!(import_of(&case.plan(&p)).2, Some("_heartbeat"));
         case = case.queue("last", 1, None);
         let plan = case.plan(&p);
-        let (rows, heartbeat) = import_of(&plan);
+        let (rows, _, heartbeat) = import_of(&plan);
         assert_eq!((rows.len(), heartbeat), (MAX_ROWS, None));
     }
 
@@ -607,9 +598,8 @@ mod tests {
         assert_eq!(heartbeat, None);
         let mut p = policy();
         p.write_mode = WriteMode::Import;
-        p.table_owned = true;
         let plan = case.plan(&p);
-        let (rows, heartbeat) = import_of(&plan);
+        let (rows, _, heartbeat) = import_of(&plan);
         assert_eq!((rows.len(), heartbeat), (2, None));
         let only_sales = Case::default().queue("Sales", 1, None);
         assert!(rows_of(&only_sales.plan(&policy())).2.is_some());

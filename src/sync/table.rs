@@ -13,8 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::columns::{self, Columns, Values};
-use super::observe::Observation;
-use super::plan::{Due, Heartbeat, Held, ImportRow, TableView};
+use super::plan::{Due, Heartbeat, Held, IMPORT_FAILURES_BEFORE_ROWS, TableView};
 use super::report::{CycleError, CycleReport, Stage};
 use super::selection::Target;
 use crate::config::TableRef;
@@ -37,6 +36,8 @@ pub struct TableState {
     /// Columns of owned rows that the daemon does not write, carried into every PUT
     /// because a PUT replaces the whole row.
     extra_columns: HashMap<String, Map<String, Value>>,
+    /// Owned keys whose record the last imports failed, and how many times in a row.
+    import_failures: HashMap<String, u32>,
 }
 
 impl TableState {
@@ -50,6 +51,7 @@ impl TableState {
             known_keys: HashSet::new(),
             held: HashMap::new(),
             extra_columns: HashMap::new(),
+            import_failures: HashMap::new(),
         }
     }
 
@@ -63,6 +65,7 @@ impl TableState {
         TableView {
             held: &self.held,
             keys: &self.known_keys,
+            import_failures: &self.import_failures,
         }
     }
 
@@ -235,63 +238,137 @@ impl TableState {
         }
     }
 
-    /// Writes every owned row through one CSV import (ReplaceAll).
+    /// Writes the due rows through one CSV import job (Append: no other row changes).
+    /// Records the job failed although it `Succeeded` are found by reading the table back
+    /// (which records failed is not documented in a form to rely on); they count as not
+    /// written, so they are due again next cycle, and after
+    /// [`IMPORT_FAILURES_BEFORE_ROWS`] failed imports in a row go through the rows API.
     pub async fn write_import(
         &mut self,
         client: &Client,
         table_id: &str,
-        import: Vec<ImportRow>,
+        due: Vec<Due>,
         heartbeat: Option<String>,
-        observed: &[Observation],
+        bound: std::time::Duration,
         report: &mut CycleReport,
     ) -> Result<(), CycleError> {
+        if due.is_empty() && heartbeat.is_none() {
+            return Ok(());
+        }
         let extra: BTreeSet<String> = self
             .extra_columns
             .values()
             .flat_map(|m| m.keys().cloned())
             .collect();
         let mut csv = datatable::CsvWriter::new(&self.columns.fields(), extra);
-        let mut keys = HashSet::with_capacity(import.len() + 1);
-        for r in import {
-            csv.push(&self.owned_row(&r.key, &r.values, r.at));
-            keys.insert(r.key);
+        for d in &due {
+            csv.push(&self.owned_row(&d.target.key, &d.values, d.at));
         }
-        if let Some(key) = heartbeat {
-            csv.push(&Columns::heartbeat_row(&key, Utc::now()));
-            keys.insert(key);
+        if let Some(key) = &heartbeat {
+            csv.push(&Columns::heartbeat_row(key, Utc::now()));
         }
         let csv = csv.finish();
-        match datatable::import_replace_all(client, table_id, csv).await {
-            Ok(outcome) => {
-                report.imported = true;
-                tracing::debug!(
-                    polls = outcome.polls,
-                    updated = outcome.updated,
-                    deleted = outcome.deleted,
-                    "import job succeeded"
-                );
-                for o in observed {
-                    self.record_written(&o.target, o.values.clone(), o.at);
-                    report.written.push((o.target.clone(), o.values.clone()));
-                }
-                self.known_keys = keys;
-                self.listed = true;
-                Ok(())
-            }
+        let outcome = match datatable::import_append(client, table_id, csv, bound).await {
+            Ok(outcome) => outcome,
             Err(e) => {
                 if e.status() == Some(404) {
                     self.lose_table();
                 }
-                for o in observed {
+                for d in &due {
+                    // A failed or abandoned job may still apply later: content unknown.
+                    self.held.remove(&d.target.key);
                     report.fail(
-                        o.target.name.clone(),
+                        d.target.name.clone(),
                         Stage::Import,
                         format!("import failed: {e}"),
                     );
                 }
-                Err(e.into())
+                return Err(e.into());
+            }
+        };
+        report.imported = true;
+        tracing::debug!(
+            polls = outcome.polls,
+            updated = outcome.updated,
+            failed = outcome.failed,
+            "import job succeeded"
+        );
+        if let Some(key) = heartbeat {
+            self.known_keys.insert(key);
+        }
+        let failed_keys = if outcome.failed == 0 {
+            HashSet::new()
+        } else {
+            self.failed_records(client, table_id, &due).await
+        };
+        let why = outcome.why.as_deref().unwrap_or("no reason given");
+        if outcome.failed > 0 {
+            tracing::warn!(
+                failed = outcome.failed,
+                rows = failed_keys.len(),
+                why,
+                "the import job succeeded but rejected some rows; they are due again next cycle"
+            );
+        }
+        for d in due {
+            if failed_keys.contains(&d.target.key) {
+                self.held.remove(&d.target.key);
+                let n = self
+                    .import_failures
+                    .entry(d.target.key.clone())
+                    .or_insert(0);
+                *n += 1;
+                if *n == IMPORT_FAILURES_BEFORE_ROWS {
+                    tracing::warn!(queue = %d.target.name, imports = *n, "imports keep rejecting this row: it is written through the rows API from now on");
+                }
+                report.fail(
+                    d.target.name.clone(),
+                    Stage::Import,
+                    format!("the import rejected the row: {why}"),
+                );
+            } else {
+                self.import_failures.remove(&d.target.key);
+                self.record_written(&d.target, d.values.clone(), d.at);
+                report.written.push((d.target, d.values));
             }
         }
+        Ok(())
+    }
+
+    /// Keys of `due` whose row does not hold what the import wrote. A read that fails
+    /// counts every row as failed: written again next cycle, which is safe.
+    async fn failed_records(
+        &self,
+        client: &Client,
+        table_id: &str,
+        due: &[Due],
+    ) -> HashSet<String> {
+        let wanted: HashMap<&str, (&Values, DateTime<Utc>)> = due
+            .iter()
+            .map(|d| (d.target.key.as_str(), (&d.values, columns::as_stored(d.at))))
+            .collect();
+        let mut ok = HashSet::new();
+        let read = datatable::for_each_row(client, table_id, false, |row| {
+            let Some(key) = row.get("key").and_then(Value::as_str) else {
+                return;
+            };
+            if let (Some((values, at)), Some((got, got_at))) =
+                (wanted.get(key), self.columns.parse_row(&row))
+                && **values == got
+                && *at == got_at
+            {
+                ok.insert(key.to_owned());
+            }
+        })
+        .await;
+        if let Err(e) = read {
+            tracing::warn!(error = %e, "could not read the table back to find the rows the import rejected; all of them are due again");
+            ok.clear();
+        }
+        due.iter()
+            .map(|d| d.target.key.clone())
+            .filter(|k| !ok.contains(k))
+            .collect()
     }
 
     /// The row for an owned key, carrying the extra columns it already has in the table.
@@ -318,5 +395,6 @@ impl TableState {
         self.table = None;
         self.listed = false;
         self.known_keys.clear();
+        self.import_failures.clear();
     }
 }

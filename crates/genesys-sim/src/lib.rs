@@ -296,6 +296,18 @@ impl Sim {
         self.org().table_schema(table_id)
     }
 
+    /// Import records with these keys fail from now on (as a value the schema refuses
+    /// would): the job still ends `Succeeded`, with `countRecordsFailed` and
+    /// `errorInformation` naming them. An empty list stops it.
+    pub fn fail_import_rows(&self, keys: &[&str]) {
+        self.org().import_script.fail_keys = keys.iter().map(|k| (*k).to_owned()).collect();
+    }
+
+    /// While on, uploaded import jobs stay `Processing` for ever.
+    pub fn stall_imports(&self, on: bool) {
+        self.org().import_script.stall = on;
+    }
+
     pub fn inject(&self, fault: Fault) {
         lock(&self.handle.shared.faults).push(fault);
     }

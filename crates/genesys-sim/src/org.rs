@@ -9,7 +9,7 @@ use rand::RngExt;
 use crate::analytics::ConvCounts;
 use crate::directory::{Agent, HOME_DIVISION, Queue};
 use crate::tables::Table;
-use crate::tables::import::ImportJob;
+use crate::tables::import::{ImportJob, ImportScript};
 use crate::wire::new_id;
 use crate::{RoutingStatus, SystemPresence};
 
@@ -27,6 +27,7 @@ pub(crate) struct Org {
     pub(crate) next_available: usize,
     pub(crate) tables: BTreeMap<String, Table>,
     pub(crate) jobs: BTreeMap<String, ImportJob>,
+    pub(crate) import_script: ImportScript,
 }
 
 impl Default for Org {
@@ -62,6 +63,7 @@ impl Org {
             next_available: 0,
             tables: BTreeMap::new(),
             jobs: BTreeMap::new(),
+            import_script: ImportScript::default(),
         }
     }
 }

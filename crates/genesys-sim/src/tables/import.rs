@@ -19,6 +19,9 @@ use crate::{FieldType, Shared, lock};
 
 /// Genesys processes uploads asynchronously; clients must poll the job.
 const PROCESSING_DELAY: Duration = Duration::from_millis(50);
+/// How long a ReplaceAll leaves the table empty between deleting every row and inserting
+/// the file's: long enough for a test reading every 100 ms to see it.
+pub(crate) const REPLACE_ALL_GAP: Duration = Duration::from_millis(400);
 /// How many row problems an errorInformation message lists before summarizing.
 const MAX_LISTED_PROBLEMS: usize = 5;
 
@@ -233,49 +236,118 @@ pub(crate) fn upload(
         let job_id = job_id.to_owned();
         tokio::spawn(async move {
             tokio::time::sleep(PROCESSING_DELAY).await;
-            process(&shared, &job_id, &body);
+            process(shared, job_id, body).await;
         });
     }
     Reply::empty(200).with_header("ETag", format!("\"{}\"", new_id().replace('-', "")))
 }
 
-fn process(shared: &Shared, job_id: &str, csv: &[u8]) {
-    let mut org = lock(&shared.org);
-    let Some((table_id, mode)) = org.jobs.get(job_id).map(|j| (j.table_id.clone(), j.mode)) else {
-        return;
-    };
-    let outcome = match org.tables.get_mut(&table_id) {
-        Some(table) => apply_csv(table, mode, csv),
-        None => Err(Failure {
-            message: format!("The datatable {table_id} no longer exists"),
-            failed: 0,
-        }),
-    };
-    if let Some(job) = org.jobs.get_mut(job_id) {
-        job.completed = Some(Utc::now());
-        match outcome {
-            Ok(counts) => {
-                job.status = JobStatus::Succeeded;
-                job.updated = counts.updated;
-                job.deleted = counts.deleted;
-            }
+/// Applies an uploaded file the way Genesys documents it. `ReplaceAll` deletes every row,
+/// then inserts the file's rows: between the two, for [`REPLACE_ALL_GAP`], a reader finds
+/// the table empty (a flow's lookup takes Not Found). `Append` inserts or replaces only the
+/// file's rows. A record that fails validation fails alone: the job still ends `Succeeded`,
+/// counting it in `countRecordsFailed` and naming it in `errorInformation`.
+async fn process(shared: Arc<Shared>, job_id: String, csv: Vec<u8>) {
+    let pending = {
+        let mut org = lock(&shared.org);
+        if org.import_script.stall {
+            // A job Genesys never finishes: it stays Processing.
+            return;
+        }
+        let fail_keys = org.import_script.fail_keys.clone();
+        let Some((table_id, mode)) = org.jobs.get(&job_id).map(|j| (j.table_id.clone(), j.mode))
+        else {
+            return;
+        };
+        let parsed = match org.tables.get(&table_id) {
+            Some(table) => parse_import(table, mode, &csv, &fail_keys),
+            None => Err(Failure::file(format!(
+                "The datatable {table_id} no longer exists"
+            ))),
+        };
+        match parsed {
             Err(f) => {
-                job.status = JobStatus::Failed;
-                job.failed = f.failed;
-                job.error = Some(ApiError::new(
-                    400,
-                    "flows.datatables.import.failed",
-                    f.message,
-                ));
+                finish(&mut org, &job_id, Err(f));
+                return;
+            }
+            Ok(parsed) if mode == ImportMode::Append => {
+                let counts = org
+                    .tables
+                    .get_mut(&table_id)
+                    .map(|t| apply(t, mode, parsed));
+                finish(&mut org, &job_id, counts.ok_or_else(gone));
+                return;
+            }
+            Ok(parsed) => {
+                // ReplaceAll, step 1: every row is deleted.
+                let deleted = org.tables.get_mut(&table_id).map(|t| {
+                    let n = t.rows.len() as u64;
+                    t.rows.clear();
+                    n
+                });
+                (table_id, parsed, deleted.unwrap_or(0))
             }
         }
+    };
+    tokio::time::sleep(REPLACE_ALL_GAP).await;
+    // Step 2: the file's rows are inserted.
+    let (table_id, parsed, deleted) = pending;
+    let mut org = lock(&shared.org);
+    let counts = org.tables.get_mut(&table_id).map(|t| {
+        let mut c = apply(t, ImportMode::Append, parsed);
+        c.deleted = deleted;
+        c
+    });
+    finish(&mut org, &job_id, counts.ok_or_else(gone));
+}
+
+fn gone() -> Failure {
+    Failure::file("The datatable no longer exists")
+}
+
+fn finish(org: &mut Org, job_id: &str, outcome: Result<Counts, Failure>) {
+    let Some(job) = org.jobs.get_mut(job_id) else {
+        return;
+    };
+    job.completed = Some(Utc::now());
+    match outcome {
+        Ok(counts) => {
+            job.status = JobStatus::Succeeded;
+            job.updated = counts.updated;
+            job.deleted = counts.deleted;
+            job.failed = counts.failed;
+            job.error = counts
+                .problems
+                .map(|m| ApiError::new(400, "flows.datatables.import.row.failed", m));
+        }
+        Err(f) => {
+            job.status = JobStatus::Failed;
+            job.failed = f.failed;
+            job.error = Some(ApiError::new(
+                400,
+                "flows.datatables.import.failed",
+                f.message,
+            ));
+        }
     }
+}
+
+/// Scripted import misbehaviour (see `Sim::fail_import_rows`, `Sim::stall_imports`).
+#[derive(Debug, Default)]
+pub(crate) struct ImportScript {
+    /// Records with these keys fail, as a value the schema refuses would.
+    pub(crate) fail_keys: BTreeSet<String>,
+    /// Uploaded jobs stay `Processing` for ever.
+    pub(crate) stall: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Counts {
     pub(crate) updated: u64,
     pub(crate) deleted: u64,
+    pub(crate) failed: u64,
+    /// `errorInformation` message naming the failed records, when some failed.
+    pub(crate) problems: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -294,13 +366,22 @@ impl Failure {
     }
 }
 
-/// Applies an uploaded CSV to the table, all or nothing: any bad record fails the job and
-/// leaves the table untouched.
-pub(crate) fn apply_csv(
-    table: &mut Table,
+/// A validated file: the rows to store and the records that failed.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    rows: BTreeMap<String, Map<String, Value>>,
+    failed: u64,
+    problems: Option<String>,
+}
+
+/// Validates an uploaded CSV against the table. A file-level problem (encoding, header, a
+/// result over the row limit) fails the whole job; a bad record fails alone.
+pub(crate) fn parse_import(
+    table: &Table,
     mode: ImportMode,
     csv: &[u8],
-) -> Result<Counts, Failure> {
+    fail_keys: &BTreeSet<String>,
+) -> Result<Parsed, Failure> {
     let text =
         std::str::from_utf8(csv).map_err(|_| Failure::file("The file is not valid UTF-8"))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -330,33 +411,46 @@ pub(crate) fn apply_csv(
 
     let mut rows: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut problems: Vec<String> = Vec::new();
-    let mut failed = 0u64;
     for (line, record) in records {
-        match record_to_row(table, &header, &record) {
-            Ok(row) => {
-                let key = row
-                    .get("key")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                match rows.entry(key) {
-                    Entry::Occupied(e) => {
-                        failed += 1;
-                        problems.push(format!("line {line}: duplicate key \"{}\"", e.key()));
-                    }
-                    Entry::Vacant(e) => {
-                        e.insert(row);
-                    }
+        let row = record_to_row(table, &header, &record).and_then(|row| {
+            let key = row
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if fail_keys.contains(&key) {
+                return Err(format!(
+                    "key \"{key}\": a value was refused by the datatable schema"
+                ));
+            }
+            Ok((key, row))
+        });
+        match row {
+            Ok((key, row)) => match rows.entry(key) {
+                Entry::Occupied(e) => {
+                    problems.push(format!("line {line}: duplicate key \"{}\"", e.key()));
                 }
-            }
-            Err(e) => {
-                failed += 1;
-                problems.push(format!("line {line}: {e}"));
-            }
+                Entry::Vacant(e) => {
+                    e.insert(row);
+                }
+            },
+            Err(e) => problems.push(format!("line {line}: {e}")),
         }
     }
-    if !problems.is_empty() {
-        let mut message = format!("{failed} record(s) failed validation: ");
+    let resulting = match mode {
+        ImportMode::ReplaceAll => rows.len(),
+        ImportMode::Append => {
+            rows.len() + table.rows.keys().filter(|k| !rows.contains_key(*k)).count()
+        }
+    };
+    if resulting > MAX_ROWS {
+        return Err(Failure::file(format!(
+            "The import would leave {resulting} rows; a datatable holds at most {MAX_ROWS}"
+        )));
+    }
+    let failed = problems.len() as u64;
+    let problems = (!problems.is_empty()).then(|| {
+        let mut message = format!("{failed} record(s) failed: ");
         message.push_str(
             &problems
                 .iter()
@@ -371,32 +465,45 @@ pub(crate) fn apply_csv(
                 problems.len() - MAX_LISTED_PROBLEMS
             ));
         }
-        return Err(Failure { message, failed });
-    }
-    let resulting = match mode {
-        ImportMode::ReplaceAll => rows.len(),
-        ImportMode::Append => {
-            rows.len() + table.rows.keys().filter(|k| !rows.contains_key(*k)).count()
-        }
-    };
-    if resulting > MAX_ROWS {
-        return Err(Failure::file(format!(
-            "The import would leave {resulting} rows; a datatable holds at most {MAX_ROWS}"
-        )));
-    }
-    let updated = rows.len() as u64;
+        message
+    });
+    Ok(Parsed {
+        rows,
+        failed,
+        problems,
+    })
+}
+
+/// Stores a validated file at once (ReplaceAll's visible gap is `process`'s business).
+pub(crate) fn apply(table: &mut Table, mode: ImportMode, parsed: Parsed) -> Counts {
+    let updated = parsed.rows.len() as u64;
     let deleted = match mode {
         ImportMode::ReplaceAll => {
-            let gone = table.rows.keys().filter(|k| !rows.contains_key(*k)).count() as u64;
-            table.rows = rows;
+            let gone = table
+                .rows
+                .keys()
+                .filter(|k| !parsed.rows.contains_key(*k))
+                .count() as u64;
+            table.rows = parsed.rows;
             gone
         }
         ImportMode::Append => {
-            table.rows.extend(rows);
+            table.rows.extend(parsed.rows);
             0
         }
     };
-    Ok(Counts { updated, deleted })
+    Counts {
+        updated,
+        deleted,
+        failed: parsed.failed,
+        problems: parsed.problems,
+    }
+}
+
+#[cfg(test)]
+fn apply_csv(table: &mut Table, mode: ImportMode, csv: &[u8]) -> Result<Counts, Failure> {
+    let parsed = parse_import(table, mode, csv, &BTreeSet::new())?;
+    Ok(apply(table, mode, parsed))
 }
 
 fn record_to_row(
@@ -485,13 +592,7 @@ mod tests {
             b"key,Online,On\na,2,TRUE\nb,,false\n",
         )
         .unwrap();
-        assert_eq!(
-            c,
-            Counts {
-                updated: 2,
-                deleted: 1
-            }
-        );
+        assert_eq!((c.updated, c.deleted, c.failed), (2, 1, 0));
         assert_eq!(
             t.rows["a"],
             *json!({"key": "a", "Online": 2, "On": true})
@@ -508,13 +609,7 @@ mod tests {
             "\u{feff}key,Note\r\nc,\"x,y\"\r\n".as_bytes(),
         )
         .unwrap();
-        assert_eq!(
-            c,
-            Counts {
-                updated: 1,
-                deleted: 0
-            }
-        );
+        assert_eq!((c.updated, c.deleted, c.failed), (1, 0, 0));
         assert_eq!(t.rows.len(), 3);
     }
 
@@ -522,14 +617,11 @@ mod tests {
     fn bad_files_fail_without_changes() {
         let mut t = table();
         let before = t.rows.clone();
-        let cases: [(&[u8], &str); 9] = [
+        let cases: [(&[u8], &str); 6] = [
             (b"", "empty"),
             (b"Online\n1\n", "key"),
             (b"key,Bogus\na,1\n", "Bogus"),
             (b"key,key\na,b\n", "twice"),
-            (b"key,Online\na,x\n", "line 2"),
-            (b"key,Online\na,1\na,2\n", "duplicate"),
-            (b"key,Online\na\n", "fields"),
             (b"key,Online\n\"a,1\n", "unterminated"),
             (b"key\n\xff\n", "UTF-8"),
         ];
@@ -538,7 +630,36 @@ mod tests {
             assert!(f.message.contains(needle), "{needle}: {}", f.message);
         }
         assert_eq!(t.rows, before);
-        let f = apply_csv(&mut t, ImportMode::Append, b"key,Online\na,x\nb,y\nc,3\n").unwrap_err();
-        assert_eq!(f.failed, 2);
+    }
+
+    #[test]
+    fn bad_records_fail_alone_and_are_named() {
+        let cases: [(&[u8], &str); 3] = [
+            (b"key,Online\na,x\nc,3\n", "line 2"),
+            (b"key,Online\nc,3\na,1\na,2\n", "duplicate"),
+            (b"key,Online\nc,3\na\n", "fields"),
+        ];
+        for (csv, needle) in cases {
+            let mut t = table();
+            let c = apply_csv(&mut t, ImportMode::Append, csv).unwrap();
+            assert_eq!(c.failed, 1, "{needle}");
+            let problems = c.problems.unwrap();
+            assert!(problems.contains(needle), "{needle}: {problems}");
+            assert_eq!(t.rows["c"]["Online"], 3, "{needle}: the good record landed");
+        }
+        let mut t = table();
+        let c = apply_csv(&mut t, ImportMode::Append, b"key,Online\na,x\nb,y\nc,3\n").unwrap();
+        assert_eq!(c.failed, 2);
+        assert_eq!(
+            t.rows["a"]["Online"], 1,
+            "a failed record leaves the row as it was"
+        );
+        // Scripted failures name the key.
+        let t = table();
+        let fail = BTreeSet::from(["b".to_owned()]);
+        let p = parse_import(&t, ImportMode::Append, b"key,Online\na,2\nb,2\n", &fail).unwrap();
+        assert_eq!(p.failed, 1);
+        assert!(p.problems.unwrap().contains("key \"b\""));
+        assert_eq!(p.rows.len(), 1);
     }
 }

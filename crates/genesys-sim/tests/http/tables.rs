@@ -250,21 +250,44 @@ async fn import_jobs() {
         json!({"key": "Sales", "Online": 4})
     );
 
-    // A bad file fails the job and changes nothing.
+    // A bad record fails alone: the job succeeds, counts it and names it; the rest lands.
     let job = body(env.post(&jobs, &json!({"importMode": "Append"})).await).await;
     let job_id = job["id"].as_str().unwrap().to_owned();
     assert_eq!(
-        upload(&env, &job, "key,Online\nSales,many\n")
+        upload(&env, &job, "key,Online\nSales,many\nNew,2\n")
             .await
             .status(),
         200
     );
     let done = wait_for_job(&env, &id, &job_id).await;
-    assert_eq!(done["status"], "Failed");
+    assert_eq!(done["status"], "Succeeded", "{done}");
     assert_eq!(done["countRecordsFailed"], 1);
+    assert_eq!(done["countRecordsUpdated"], 1);
     let msg = done["errorInformation"]["message"].as_str().unwrap();
     assert!(msg.contains("line 2") && msg.contains("Online"), "{msg}");
-    assert_eq!(env.sim.rows(&id), rows);
+    let after = env.sim.rows(&id);
+    assert_eq!(
+        after["Sales"], rows["Sales"],
+        "the failed record left its row alone"
+    );
+    assert_eq!(after["New"]["Online"], 2);
+
+    // A bad file fails the job and changes nothing.
+    let job = body(env.post(&jobs, &json!({"importMode": "Append"})).await).await;
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        upload(&env, &job, "key,Bogus\nSales,1\n").await.status(),
+        200
+    );
+    let done = wait_for_job(&env, &id, &job_id).await;
+    assert_eq!(done["status"], "Failed");
+    assert!(
+        done["errorInformation"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Bogus")
+    );
+    assert_eq!(env.sim.rows(&id), after);
 
     assert_eq!(
         env.post(&jobs, &json!({"importMode": "Sometimes"}))
@@ -277,7 +300,7 @@ async fn import_jobs() {
             .await,
     )
     .await;
-    assert_eq!(v["total"], 2);
+    assert_eq!(v["total"], 3);
     // The upload went through the log like any request.
     assert!(
         env.sim
@@ -285,4 +308,74 @@ async fn import_jobs() {
             .iter()
             .any(|l| l.method == "PUT" && l.path.starts_with("/uploads/") && l.status == 403)
     );
+}
+
+#[tokio::test]
+async fn replace_all_empties_the_table_for_a_moment_append_never_does() {
+    let env = Env::default().await;
+    let id = env
+        .sim
+        .create_table("Counts", &[("Online", FieldType::Integer)]);
+    env.sim.put_row(&id, json!({"key": "a", "Online": 1}));
+    env.sim.put_row(&id, json!({"key": "foreign", "Online": 7}));
+    let jobs = format!("/api/v2/flows/datatables/{id}/import/csv/jobs");
+    let rows = format!("/api/v2/flows/datatables/{id}/rows?showbrief=false");
+    let listed = |v: Value| v["entities"].as_array().unwrap().len();
+
+    let job = body(env.post(&jobs, &json!({"importMode": "ReplaceAll"})).await).await;
+    upload(&env, &job, "key,Online\na,2\n").await;
+    // Every row is deleted, then (after a gap a reader can see) the file's rows inserted.
+    let mut saw_empty = false;
+    for _ in 0..50 {
+        if listed(body(env.get(&rows).await).await) == 0 {
+            saw_empty = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_empty, "ReplaceAll left no moment without rows");
+    let done = wait_for_job(&env, &id, job["id"].as_str().unwrap()).await;
+    assert_eq!(done["countRecordsDeleted"], 2);
+    assert_eq!(env.sim.rows(&id).len(), 1);
+
+    env.sim.put_row(&id, json!({"key": "foreign", "Online": 7}));
+    env.sim.fail_import_rows(&["b"]);
+    let job = body(env.post(&jobs, &json!({"importMode": "Append"})).await).await;
+    upload(&env, &job, "key,Online\na,3\nb,1\n").await;
+    for _ in 0..20 {
+        assert_eq!(
+            listed(body(env.get(&rows).await).await),
+            2,
+            "Append hides no row"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let done = wait_for_job(&env, &id, job["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "Succeeded");
+    assert_eq!(done["countRecordsFailed"], 1);
+    assert!(
+        done["errorInformation"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("key \"b\"")
+    );
+    let after = env.sim.rows(&id);
+    assert_eq!(after["a"]["Online"], 3);
+    assert_eq!(after["foreign"]["Online"], 7);
+    assert!(!after.contains_key("b"));
+
+    env.sim.fail_import_rows(&[]);
+    env.sim.stall_imports(true);
+    let job = body(env.post(&jobs, &json!({"importMode": "Append"})).await).await;
+    upload(&env, &job, "key,Online\nb,1\n").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let v = body(
+        env.get(&format!(
+            "/api/v2/flows/datatables/{id}/import/jobs/{}",
+            job["id"].as_str().unwrap()
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(v["status"], "Processing");
 }
