@@ -303,9 +303,19 @@ impl TableState {
         };
         let why = outcome.why.as_deref().unwrap_or("no reason given");
         if outcome.failed > 0 {
+            let mut named: Vec<&str> = failed_keys.iter().map(String::as_str).collect();
+            named.sort_unstable();
+            let more = named.len().saturating_sub(20);
+            named.truncate(20);
+            let keys = if more > 0 {
+                format!("{} and {more} more", named.join(", "))
+            } else {
+                named.join(", ")
+            };
             tracing::warn!(
                 failed = outcome.failed,
                 rows = failed_keys.len(),
+                keys = %keys,
                 why,
                 "the import job succeeded but rejected some rows; they are due again next cycle"
             );
