@@ -46,6 +46,8 @@ pub(crate) struct Agent {
     pub(crate) routing: RoutingStatus,
     pub(crate) routing_since: DateTime<Utc>,
     pub(crate) queues: BTreeSet<String>,
+    /// Queues the agent is a member of but not joined to (not active in).
+    pub(crate) unjoined: BTreeSet<String>,
 }
 
 impl Agent {
@@ -56,6 +58,11 @@ impl Agent {
         } else {
             RoutingStatus::OffQueue
         }
+    }
+
+    /// A member joined to the queue: active in it, so routed its interactions.
+    pub(crate) fn joined(&self, queue_id: &str) -> bool {
+        self.queues.contains(queue_id) && !self.unjoined.contains(queue_id)
     }
 
     pub(crate) fn on_queue(&self) -> bool {
@@ -86,7 +93,7 @@ impl Org {
         if ids.is_empty() {
             return String::new();
         }
-        let idx = if presence == SystemPresence::Available {
+        let idx = if ids.len() > 1 {
             self.next_available = self.next_available.wrapping_add(1);
             self.next_available % ids.len()
         } else {
@@ -182,6 +189,7 @@ impl Org {
                 routing,
                 routing_since: now,
                 queues: queue_ids.iter().map(|q| (*q).to_owned()).collect(),
+                unjoined: BTreeSet::new(),
             },
         );
         id
@@ -217,6 +225,20 @@ impl Org {
                 a.queues.insert(queue_id.to_owned());
             } else {
                 a.queues.remove(queue_id);
+                a.unjoined.remove(queue_id);
+            }
+        }
+    }
+
+    /// Joins (or unjoins) a member to a queue; an agent who is not a member is left alone.
+    pub(crate) fn set_joined(&mut self, user_id: &str, queue_id: &str, joined: bool) {
+        if let Some(a) = self.agents.get_mut(user_id)
+            && a.queues.contains(queue_id)
+        {
+            if joined {
+                a.unjoined.remove(queue_id);
+            } else {
+                a.unjoined.insert(queue_id.to_owned());
             }
         }
     }
@@ -233,6 +255,7 @@ impl Org {
 
     pub(crate) fn queue_json(&self, q: &Queue) -> Value {
         let members = self.members(&q.id).count();
+        let joined = self.members(&q.id).filter(|a| a.joined(&q.id)).count();
         json!({
             "id": q.id,
             "name": q.name,
@@ -245,7 +268,7 @@ impl Org {
             "version": 1,
             "memberCount": members,
             "userMemberCount": members,
-            "joinedMemberCount": members,
+            "joinedMemberCount": joined,
             "mediaSettings": {},
             "acwSettings": {"wrapupPrompt": "OPTIONAL", "timeoutMs": 0},
             "skillEvaluationMethod": "ALL",
@@ -318,7 +341,7 @@ impl Org {
                     "name": a.name,
                     "user": user,
                     "ringNumber": 1,
-                    "joined": true,
+                    "joined": a.joined(queue_id),
                     "memberBy": "user",
                     "selfUri": format!("/api/v2/users/{}", a.id),
                 });

@@ -250,6 +250,29 @@ impl Sim {
             .set_conversations(queue_id, media_type, analytics::ConvKind::Alerting, n);
     }
 
+    /// One more interaction waiting in the queue, which started waiting `waited` ago (kept
+    /// in time order among the others); returns its conversation id. `set_waiting` adds
+    /// interactions that start waiting now and, when lowering the count, answers the oldest
+    /// first.
+    pub fn add_waiting(&self, queue_id: &str, media_type: &str, waited: Duration) -> String {
+        let since = chrono::Utc::now()
+            - chrono::Duration::from_std(waited).unwrap_or(chrono::Duration::zero());
+        self.org()
+            .add_conversation(queue_id, media_type, analytics::ConvKind::Waiting, since)
+    }
+
+    /// Joins (or unjoins) a member to a queue: an unjoined member still counts in
+    /// oMemberUsers but in none of the other user metrics.
+    pub fn set_joined(&self, user_id: &str, queue_id: &str, joined: bool) {
+        self.org().set_joined(user_id, queue_id, joined);
+    }
+
+    /// How many observations a `detailMetrics` list holds before it is truncated to its
+    /// oldest and newest halves (default 10; Genesys does not document its number).
+    pub fn set_detail_limit(&self, limit: usize) {
+        self.org().detail_limit = limit.max(2);
+    }
+
     /// Ground truth for a queue; `None` when it does not exist.
     pub fn truth(&self, queue_id: &str) -> Option<QueueTruth> {
         self.org().truth(queue_id)

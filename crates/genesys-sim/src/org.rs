@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use rand::RngExt;
 
-use crate::analytics::ConvCounts;
+use chrono::Utc;
+
+use crate::analytics::{ConvCounts, ConvKind};
 use crate::directory::{Agent, HOME_DIVISION, Queue};
 use crate::tables::Table;
 use crate::tables::import::{ImportJob, ImportScript};
@@ -22,9 +24,12 @@ pub(crate) struct Org {
     pub(crate) next_agent: u64,
     pub(crate) conversations: BTreeMap<(String, String), ConvCounts>,
     pub(crate) presence_ids: Vec<(SystemPresence, Vec<String>)>,
-    /// Agents set to Available alternate between the two Available definitions, so clients
-    /// must sum every org presence id mapped to a system presence.
+    /// Agents set to a system presence with several organization presences (Available,
+    /// Break, ...) alternate between them, so clients must sum every org presence id mapped
+    /// to a system presence.
     pub(crate) next_available: usize,
+    /// Observations per `detailMetrics` list before it is truncated.
+    pub(crate) detail_limit: usize,
     pub(crate) tables: BTreeMap<String, Table>,
     pub(crate) jobs: BTreeMap<String, ImportJob>,
     pub(crate) import_script: ImportScript,
@@ -45,7 +50,12 @@ impl Org {
             .into_iter()
             .map(|p| {
                 let mut ids = vec![new_id()];
-                if p == SystemPresence::Available {
+                // Orgs add their own presences under these (e.g. "Break - Coffee"); Offline,
+                // Idle and On Queue have only the system's own.
+                if !matches!(
+                    p,
+                    SystemPresence::Offline | SystemPresence::Idle | SystemPresence::OnQueue
+                ) {
                     ids.push(new_id());
                 }
                 (p, ids)
@@ -61,6 +71,7 @@ impl Org {
             conversations: BTreeMap::new(),
             presence_ids,
             next_available: 0,
+            detail_limit: crate::analytics::DEFAULT_DETAIL_LIMIT,
             tables: BTreeMap::new(),
             jobs: BTreeMap::new(),
             import_script: ImportScript::default(),
@@ -103,35 +114,56 @@ impl Org {
             };
             self.set_agent(id, presence, routing);
         }
+        let now = Utc::now();
         let queue_ids: Vec<String> = self.queues.keys().cloned().collect();
         for q in queue_ids {
-            if rng.random_bool(0.3) {
-                let entry = self
+            let nudge = |org: &mut Org, media: &str, kind: ConvKind, delta: i64, max: i64| {
+                let entry = org
                     .conversations
-                    .entry((q.clone(), "voice".to_owned()))
+                    .entry((q.clone(), media.to_owned()))
                     .or_default();
-                let delta: i64 = rng.random_range(-2..=2);
-                entry.waiting =
-                    u32::try_from((i64::from(entry.waiting) + delta).clamp(0, 20)).unwrap_or(0);
+                let n = (i64::from(entry.count(kind)) + delta).clamp(0, max);
+                entry.resize(kind, u32::try_from(n).unwrap_or(0), now);
+            };
+            if rng.random_bool(0.3) {
+                nudge(
+                    self,
+                    "voice",
+                    ConvKind::Waiting,
+                    rng.random_range(-2..=2),
+                    20,
+                );
             }
             if rng.random_bool(0.15) {
-                let entry = self
-                    .conversations
-                    .entry((q.clone(), "chat".to_owned()))
-                    .or_default();
-                let delta: i64 = rng.random_range(-1..=1);
-                entry.waiting =
-                    u32::try_from((i64::from(entry.waiting) + delta).clamp(0, 8)).unwrap_or(0);
+                nudge(
+                    self,
+                    "message",
+                    ConvKind::Waiting,
+                    rng.random_range(-1..=1),
+                    8,
+                );
+            }
+            if rng.random_bool(0.1) {
+                nudge(
+                    self,
+                    "voice",
+                    ConvKind::Alerting,
+                    rng.random_range(-1..=1),
+                    2,
+                );
             }
             let interacting = self
                 .members(&q)
                 .filter(|a| a.effective_routing() == RoutingStatus::Interacting)
                 .count();
-            let entry = self
-                .conversations
+            self.conversations
                 .entry((q, "voice".to_owned()))
-                .or_default();
-            entry.interacting = u32::try_from(interacting).unwrap_or(u32::MAX);
+                .or_default()
+                .resize(
+                    ConvKind::Interacting,
+                    u32::try_from(interacting).unwrap_or(u32::MAX),
+                    now,
+                );
         }
     }
 }

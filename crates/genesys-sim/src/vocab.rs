@@ -1,6 +1,10 @@
 //! The public vocabulary a test scripts the org with: presences, routing statuses, column
 //! types, and the ground truth of a queue.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
 /// System presences, as Genesys names them on the wire (`AVAILABLE`, `ON_QUEUE`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SystemPresence {
@@ -134,11 +138,16 @@ impl FieldType {
     }
 }
 
-/// Ground truth for one queue, computed from the scripted state.
+/// Ground truth for one queue, computed from the scripted state (not from the answer's JSON).
 ///
-/// `online`: members whose presence is not Offline. `on_queue`: members On Queue whose routing
-/// status is not OFF_QUEUE. `idle`/`interacting`: on-queue members in that routing status.
-/// `waiting`: sum of `set_waiting` over media types.
+/// Members joined to the queue (`active`) are the ones the user metrics count; `members`
+/// counts every member. `online`: joined members whose presence is not Offline.
+/// `on_queue`: joined members On Queue (routing status not OFF_QUEUE), split by routing
+/// status into `idle`, `interacting`, `communicating`, `not_responding`. `off_queue`:
+/// joined members neither on queue nor Offline. `presences`: joined members per system
+/// presence. `waiting`, `interactions`, `alerting`: interactions in the queue, all media
+/// types, with the per-media split beside them. `oldest_waiting`: when the oldest waiting
+/// interaction of each media type started waiting.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct QueueTruth {
     pub online: u64,
@@ -146,4 +155,47 @@ pub struct QueueTruth {
     pub idle: u64,
     pub interacting: u64,
     pub waiting: u64,
+    pub communicating: u64,
+    pub not_responding: u64,
+    pub off_queue: u64,
+    pub members: u64,
+    pub active: u64,
+    pub presences: BTreeMap<SystemPresence, u64>,
+    pub interactions: u64,
+    pub alerting: u64,
+    pub waiting_by_media: BTreeMap<String, u64>,
+    pub interactions_by_media: BTreeMap<String, u64>,
+    pub alerting_by_media: BTreeMap<String, u64>,
+    pub oldest_waiting: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl QueueTruth {
+    /// Interactions waiting in the given media types.
+    pub fn waiting_in(&self, media: &[&str]) -> u64 {
+        media
+            .iter()
+            .filter_map(|m| self.waiting_by_media.get(*m))
+            .sum()
+    }
+
+    /// Members in a system presence.
+    pub fn in_presence(&self, presence: SystemPresence) -> u64 {
+        self.presences.get(&presence).copied().unwrap_or(0)
+    }
+
+    /// When the oldest interaction of the given media types (all when None) started waiting.
+    pub fn oldest_waiting_in(&self, media: Option<&[&str]>) -> Option<DateTime<Utc>> {
+        self.oldest_waiting
+            .iter()
+            .filter(|(m, _)| media.is_none_or(|list| list.contains(&m.as_str())))
+            .map(|(_, t)| *t)
+            .min()
+    }
+
+    /// Whole seconds the oldest waiting interaction (of the media types given) has waited
+    /// at `now`; 0 when none waits.
+    pub fn longest_waiting_seconds(&self, now: DateTime<Utc>, media: Option<&[&str]>) -> u64 {
+        self.oldest_waiting_in(media)
+            .map_or(0, |t| u64::try_from((now - t).num_seconds()).unwrap_or(0))
+    }
 }

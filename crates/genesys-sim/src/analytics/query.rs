@@ -37,6 +37,8 @@ pub(crate) struct Filter {
 pub(crate) struct Observation {
     pub(crate) filter: Filter,
     pub(crate) metrics: Vec<String>,
+    /// Metrics whose individual observations are asked for (`detailMetrics`).
+    pub(crate) detail: Vec<String>,
     /// Distinct queue ids named by the filter, first mention first.
     pub(crate) queue_ids: Vec<String>,
 }
@@ -232,8 +234,9 @@ impl Observation {
                 metrics.push(name.to_owned());
             }
         }
-        if let Some(detail) = obj.get("detailMetrics") {
-            let arr = detail
+        let mut detail = Vec::new();
+        if let Some(detail_v) = obj.get("detailMetrics") {
+            let arr = detail_v
                 .as_array()
                 .ok_or_else(|| ApiError::bad_request("detailMetrics must be an array"))?;
             for m in arr {
@@ -249,6 +252,9 @@ impl Observation {
                             .collect::<Vec<_>>()
                             .join(", "),
                     ));
+                }
+                if !detail.iter().any(|x: &String| x == name) {
+                    detail.push(name.to_owned());
                 }
             }
         }
@@ -274,6 +280,7 @@ impl Observation {
         Ok(Observation {
             filter,
             metrics,
+            detail,
             queue_ids,
         })
     }

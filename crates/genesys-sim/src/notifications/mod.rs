@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::analytics::ConvKind;
 use crate::org::Org;
 use crate::wire::{ApiError, iso, new_id};
 
@@ -460,7 +461,7 @@ impl Notifications {
 fn snapshot(org: &Org, queue_id: &str) -> Snapshot {
     let mut s: Snapshot = BTreeMap::new();
     let mut user = BTreeMap::new();
-    for a in org.members(queue_id) {
+    for a in org.members(queue_id).filter(|a| a.joined(queue_id)) {
         if a.on_queue() {
             *user
                 .entry((
@@ -485,9 +486,9 @@ fn snapshot(org: &Org, queue_id: &str) -> Snapshot {
         }
         let mut g = BTreeMap::new();
         for (metric, n) in [
-            ("oWaiting", c.waiting),
-            ("oInteracting", c.interacting),
-            ("oAlerting", c.alerting),
+            ("oWaiting", c.count(ConvKind::Waiting)),
+            ("oInteracting", c.count(ConvKind::Interacting)),
+            ("oAlerting", c.count(ConvKind::Alerting)),
         ] {
             if n > 0 {
                 g.insert((metric.to_owned(), None), u64::from(n));

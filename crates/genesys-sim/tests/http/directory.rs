@@ -190,7 +190,8 @@ async fn observations_absent_means_zero_and_media_groups() {
     assert_eq!(get("oUserPresences", Some(on_queue_id)), Some(3));
     assert_eq!(get("oUserPresences", Some(offline_id)), Some(1));
     assert_eq!(get("oUserRoutingStatuses", Some("OFF_QUEUE")), Some(2));
-    assert_eq!(get("oActiveUsers", None), Some(4));
+    // Active = joined members, whatever their presence.
+    assert_eq!(get("oActiveUsers", None), Some(5));
     assert_eq!(get("oMemberUsers", None), Some(5));
     // Conversation metrics live in their own (queueId, mediaType) groups.
     assert_eq!(get("oWaiting", None), None);
@@ -212,7 +213,7 @@ async fn observations_absent_means_zero_and_media_groups() {
                 Some("OFF_QUEUE".to_owned()),
                 1
             ),
-            ("oActiveUsers".to_owned(), None, 0),
+            ("oActiveUsers".to_owned(), None, 1),
             ("oMemberUsers".to_owned(), None, 1),
         ]
     );
@@ -223,16 +224,12 @@ async fn observations_absent_means_zero_and_media_groups() {
             .iter()
             .any(|r| r["group"]["queueId"] == gone.as_str())
     );
+    let t = env.sim.truth(&q).unwrap();
     assert_eq!(
-        env.sim.truth(&q),
-        Some(QueueTruth {
-            online: 4,
-            on_queue: 3,
-            idle: 1,
-            interacting: 2,
-            waiting: 5
-        })
+        [t.online, t.on_queue, t.idle, t.interacting, t.waiting],
+        [4, 3, 1, 2, 5]
     );
+    assert_eq!([t.members, t.active, t.off_queue], [5, 5, 1]);
 
     // Only requested metrics come back; state changes show up on the next query.
     env.sim
