@@ -890,10 +890,11 @@ async fn a_long_outage_fails_cycles_on_schedule_and_ends_without_a_retry_storm()
         let r = &reports[n - 1];
         assert_eq!(r.outcome(), Outcome::Failed, "cycle {n}: {r:?}");
         let reqs = in_cycle(n);
+        // With rows keyed by name the cycle confirms the names first (issue 12 item 10).
         assert_eq!(
             reqs.len(),
-            4,
-            "cycle {n}: one read, four attempts, nothing else: {:?}",
+            8,
+            "cycle {n}: the name check and the read, four attempts each, nothing else: {:?}",
             reqs.iter().map(|r| &r.path).collect::<Vec<_>>()
         );
     }
@@ -923,8 +924,8 @@ async fn a_long_outage_fails_cycles_on_schedule_and_ends_without_a_retry_storm()
     assert_eq!(writes, 5);
     assert_eq!(count(&reqs, "POST", "/observations/query"), 1);
     assert!(
-        reqs.len() <= 1 + 5 + 1,
-        "read + writes + heartbeat: {}",
+        reqs.len() <= 1 + 1 + 5 + 1,
+        "name check + read + writes + heartbeat: {}",
         reqs.len()
     );
     assert_all_truth(&sim, &names, &ids);
@@ -1425,7 +1426,8 @@ async fn a_queue_missing_from_observation_answers_costs_one_lookup_not_a_listing
     let listings = reqs
         .iter()
         .filter(|r| r.method == "GET" && r.path == "/api/v2/routing/queues")
-        .count();
+        .count()
+        - name_checks(&reqs);
     let lookups = count(&reqs, "GET", &format!("/routing/queues/{}", ids[1]));
     eprintln!(
         "figure: 6 cycles with a queue missing from every answer: {listings} listing(s), {lookups} lookup(s) by id, {} requests in all",
@@ -1781,4 +1783,78 @@ async fn secret_and_token_never_in_cmdline_debug_metrics_or_logs() {
             );
         }
     }
+}
+
+/// GET /api/v2/routing/queues with an `id` filter: the per-cycle name confirmation.
+fn name_checks(reqs: &[LoggedRequest]) -> usize {
+    reqs.iter()
+        .filter(|r| r.method == "GET" && r.path == "/api/v2/routing/queues")
+        .filter(|r| r.query.contains("id="))
+        .count()
+}
+
+/// Issue 12 item 10: with key = "name", a queue renamed while another queue takes its old
+/// name. The row of that name is never written from the renamed queue again: the cycle
+/// right after the rename confirms the names (one request for up to 50 queues), notices,
+/// warns, and writes the row from the queue that has the name now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_queue_whose_old_name_is_reused_never_writes_that_row_again() {
+    let names = ["Rowan Sales", "Rowan Support"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    // resolve_every stays at its default (10 minutes): only the name check can notice.
+    let c = cfg(&sim, &names);
+    assert_eq!(c.resolve_every, Duration::from_secs(600));
+    let mut s = syncer(c);
+    assert_ok(&s.run_cycle(false).await);
+
+    // Steady state: one name check per cycle, nothing else on the routing API.
+    let mark = sim.requests().len();
+    change_all(&sim, &ids, 1);
+    assert_ok(&s.run_cycle(false).await);
+    let reqs = api_since(&sim, mark);
+    assert_eq!(name_checks(&reqs), 1, "{reqs:#?}");
+    assert_eq!(count(&reqs, "GET", "/routing/queues"), 1);
+
+    // "Rowan Sales" is renamed and a new queue (other values) takes its name.
+    sim.rename_queue(&ids[0], "Rowan Sales (old)");
+    sim.set_waiting(&ids[0], "voice", 17);
+    let newcomer = sim.add_queue("Rowan Sales");
+    sim.set_waiting(&newcomer, "voice", 3);
+    let mark = sim.requests().len();
+    let r = s.run_cycle(false).await;
+    assert_ok(&r);
+    let reqs = api_since(&sim, mark);
+    // No write of that row carries the renamed queue's values (17 waiting).
+    for w in queue_writes(&reqs) {
+        assert!(
+            !(w.body.contains("\"Rowan Sales\"") && w.body.contains("\"Waiting\":17")),
+            "the renamed queue's values were written under its old name: {}",
+            w.body
+        );
+    }
+    assert_truth(&sim, "Rowan Sales", &newcomer);
+    assert_truth(&sim, "Rowan Support", &ids[1]);
+    assert!(
+        !log_lines_with(&["WARN", "queue renamed", "Rowan Sales (old)"]).is_empty(),
+        "{}",
+        log_text()
+    );
+    assert!(
+        !log_lines_with(&["WARN", "now names another queue", &newcomer]).is_empty(),
+        "{}",
+        log_text()
+    );
+    eprintln!(
+        "figure: rename + reused name noticed in the first cycle after it; that cycle cost {} routing request(s) ({} name check, the rest the resolution it triggers), {} requests in all",
+        count(&reqs, "GET", "/routing/queues"),
+        name_checks(&reqs),
+        reqs.len()
+    );
+
+    // And it stays right: the renamed queue changes, the row follows the newcomer.
+    sim.set_waiting(&ids[0], "voice", 30);
+    sim.set_waiting(&newcomer, "voice", 4);
+    assert_ok(&s.run_cycle(false).await);
+    assert_truth(&sim, "Rowan Sales", &newcomer);
+    assert_eq!(int(&rows(&sim)["Rowan Sales"], "Waiting"), 4);
 }

@@ -1,7 +1,8 @@
 //! What a selection costs in requests per minute, for `check` and `queues`.
 
-use crate::config::{Config, WriteMode};
+use crate::config::{Config, KeyBy, WriteMode};
 use crate::genesys::observations::MAX_QUEUES_PER_QUERY;
+use crate::genesys::queues::IDS_PER_REQUEST;
 
 /// Expected requests per minute for a selection of `n` queues under the current settings.
 pub struct Estimate {
@@ -23,7 +24,13 @@ impl Estimate {
             queues: n,
             budget: cfg.requests_per_minute,
             cycles_per_minute: 60.0 / period,
-            reads_per_cycle: n.div_ceil(MAX_QUEUES_PER_QUERY) as f64,
+            // With rows keyed by name each cycle also confirms the queues' names.
+            reads_per_cycle: (n.div_ceil(MAX_QUEUES_PER_QUERY)
+                + if cfg.key_by == KeyBy::Name {
+                    n.div_ceil(IDS_PER_REQUEST)
+                } else {
+                    0
+                }) as f64,
             heartbeat_per_cycle: if cfg.rows.heartbeat_key.is_some() {
                 1.0
             } else {

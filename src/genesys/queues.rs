@@ -11,7 +11,7 @@ const ENDPOINT: &str = "routing_queues";
 const ENDPOINT_ONE: &str = "routing_queue";
 const PAGE_SIZE: u32 = 100;
 /// Ids per request when looking queues up by id; keeps the URL well under 8 KiB.
-const IDS_PER_REQUEST: usize = 50;
+pub const IDS_PER_REQUEST: usize = 50;
 /// A guard against a server that keeps announcing more pages.
 const MAX_PAGES: u32 = 200;
 

@@ -107,7 +107,8 @@ impl Syncer {
         } else {
             Some(self.table.ensure(client).await.map_err(at(Stage::Table))?)
         };
-        self.selection
+        let name_checks = self
+            .selection
             .ensure(client, &self.cfg)
             .await
             .map_err(at(Stage::Resolve))?;
@@ -128,6 +129,9 @@ impl Syncer {
             .load_rows(client, &table_id, self.selection.targets())
             .await
             .map_err(at(Stage::Table))?;
+        for key in self.selection.take_rekeyed() {
+            self.table.forget(&key);
+        }
         let vanished = self.selection.take_vanished();
         if !vanished.is_empty() {
             let retry = self.table.delete_rows(client, &table_id, vanished).await;
@@ -138,7 +142,7 @@ impl Syncer {
             &self.policy,
             self.selection.targets(),
             &observed.queues,
-            observed.reads,
+            observed.reads + name_checks,
             self.table.view(),
         );
         report.skipped = skipped;

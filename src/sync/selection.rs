@@ -57,6 +57,12 @@ pub struct Selection {
     /// Queue ids missing from an observation answer that were looked up and exist: not
     /// looked up again before the next full resolution (`resolve_every`).
     known_unobserved: HashSet<String>,
+    /// Row keys a renamed queue gave up this cycle (rows keyed by name): another queue
+    /// may take them at the resolution that follows.
+    released: Vec<String>,
+    /// Row keys now written from another queue than before: what the table holds for
+    /// them came from the queue that had the key, so it is not to be trusted.
+    rekeyed: Vec<String>,
 }
 
 /// What a lookup by id says about a target.
@@ -104,19 +110,33 @@ impl Selection {
         self.vanished.extend(keys);
     }
 
-    /// Looks up queues missing from the last observation answer, then resolves the
-    /// selection on the first cycle, every `resolve_every`, and when asked to.
-    pub async fn ensure(&mut self, client: &Client, cfg: &Config) -> Result<(), ApiError> {
+    /// Row keys that passed from one queue to another (a queue renamed, and another
+    /// queue took its old name): the table's copy of those rows is the old queue's.
+    pub fn take_rekeyed(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.rekeyed)
+    }
+
+    /// Looks up queues missing from the last observation answer and, with rows keyed by
+    /// name, confirms the selected queues' names; then resolves the selection on the
+    /// first cycle, every `resolve_every`, and when asked to (a rename asks). Returns the
+    /// requests spent on confirming names, which count against the cycle's budget.
+    pub async fn ensure(&mut self, client: &Client, cfg: &Config) -> Result<usize, ApiError> {
+        let mut spent = 0;
         if self.resolved_at.is_some() {
             self.confirm_missing(client, cfg).await?;
         }
-        let due = match self.resolved_at {
+        let due = |s: &Self| match s.resolved_at {
             None => true,
-            Some(at) => self.resolve_requested || at.elapsed() >= cfg.resolve_every,
+            Some(at) => s.resolve_requested || at.elapsed() >= cfg.resolve_every,
         };
-        if !due {
-            return Ok(());
+        // A resolution reads every name anyway: confirm names only in cycles without one.
+        if !due(self) {
+            spent = self.confirm_names(client, cfg).await?;
         }
+        if !due(self) {
+            return Ok(spent);
+        }
+        let released = std::mem::take(&mut self.released);
         match resolve(client, cfg).await {
             Ok(res) => {
                 let first = self.resolved_at.is_none();
@@ -135,21 +155,73 @@ impl Selection {
                     self.reconcile(client, cfg, res).await?
                 };
                 warn_heartbeat_collisions(cfg, &self.targets, &targets);
+                for t in targets.iter().filter(|t| released.contains(&t.key)) {
+                    tracing::warn!(key = %t.key, queue = %t.name, id = %t.id, "the row key of a renamed queue now names another queue: the row is written from this queue from now on");
+                    self.rekeyed.push(t.key.clone());
+                }
                 self.targets = targets;
                 self.resolved_at = Some(Instant::now());
                 self.resolve_requested = false;
                 self.known_unobserved.clear();
-                Ok(())
+                Ok(spent)
             }
             Err(ApiError::Cancelled) => Err(ApiError::Cancelled),
             Err(e) if !self.targets.is_empty() => {
                 // Keep writing the queues we know rather than stopping on a lookup hiccup.
                 tracing::warn!(error = %e, "re-resolving queues failed; keeping the previous list");
                 self.resolved_at = Some(Instant::now());
-                Ok(())
+                // A key given up by a rename may still be taken: look again next time.
+                self.released.extend(released);
+                Ok(spent)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// With rows keyed by name, a queue renamed (and another given its old name) must not
+    /// go on writing the row of that name: every cycle the selected queues' current
+    /// names are read by id, [`queues::IDS_PER_REQUEST`] per request (one request for up
+    /// to 50 queues), before anything is observed or written. A renamed queue leaves its
+    /// old key (and the selection, when the configuration no longer selects it) and a
+    /// resolution follows in the same cycle, so a queue that took the old name gets the
+    /// row at once. Returns the requests spent.
+    async fn confirm_names(&mut self, client: &Client, cfg: &Config) -> Result<usize, ApiError> {
+        if cfg.key_by != KeyBy::Name || self.targets.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<String> = self.targets.iter().map(|t| t.id.clone()).collect();
+        let spent = ids.len().div_ceil(queues::IDS_PER_REQUEST);
+        let found = match queues::find_by_ids(client, &ids).await {
+            Ok(found) => found,
+            Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not confirm the selected queues' names; rows are written under the names last confirmed");
+                return Ok(spent);
+            }
+        };
+        // A queue absent from this answer is not taken for gone here: the observation
+        // answer and the lookup by id decide that.
+        for q in found.queues {
+            let Some(pos) = self.targets.iter().position(|t| t.id == q.id) else {
+                continue;
+            };
+            if self.targets[pos].name == q.name {
+                continue;
+            }
+            let old = self.targets[pos].clone();
+            tracing::warn!(queue = %old.name, now_named = %q.name, id = %old.id, "queue renamed: its row key no longer names it, so it stops writing that row");
+            if selects(cfg, &q) {
+                let new = target(cfg.key_by, q);
+                self.note_key_change(cfg, &old, &new);
+                self.targets[pos] = new;
+            } else {
+                self.targets.remove(pos);
+                self.leave(cfg, &old, &Confirmed::LeftSelection(q));
+            }
+            self.released.push(old.key);
+            self.resolve_requested = true;
+        }
+        Ok(spent)
     }
 
     /// Looks up, one request each, the queues an observation answer left out.

@@ -392,6 +392,12 @@ impl TableState {
         row
     }
 
+    /// Forgets what the table holds for `key` (its row came from a queue that no longer
+    /// has that key), so the row is written at once from the queue that has it now.
+    pub fn forget(&mut self, key: &str) {
+        self.held.remove(key);
+    }
+
     fn record_written(&mut self, t: &Target, values: Values, at: DateTime<Utc>) {
         self.known_keys.insert(t.key.clone());
         // The table holds seconds precision: compare ages against what it holds.
