@@ -6,7 +6,18 @@
 //! cargo bench --bench scale -- --only "rows 1,000"          # scenarios whose name contains this
 //! cargo bench --bench scale -- --daemon-env MALLOC_ARENA_MAX=2   # extra env for the daemon
 //! cargo bench --bench scale -- --no-naive                   # skip the naive baseline
+//! cargo bench --bench scale -- --only "rows 1,000 q 10%" --only "★"   # several filters: any matches
+//! cargo bench --bench scale -- --columns 13                 # only the 13-column scenarios (or 5)
+//! cargo bench --bench scale -- --answers-only               # only the oversized-answer RSS runs
+//! cargo bench --bench scale -- --no-answers                 # everything but those
 //! ```
+//!
+//! Issue 9: the 13 documented `[columns]` run beside the five (`... 13 cols` scenarios:
+//! rows 1,000 q and import 5,000 q, on the grid and as one-minute targets). Issue 12
+//! item 4: the daemon's peak RSS (VmHWM of the child process, read from /proc while it
+//! runs) for one cycle of 100 queues whose observation answer the simulator pads to
+//! 2 MB and 7 MB with groups of queues that were not asked for, beside the same cycle
+//! with the plain answer.
 //!
 //! Each scenario starts a fresh simulator in this process (50 ms latency per request, no
 //! server-side rate limit, so only the daemon's own budget of 240/min applies), creates N
@@ -42,7 +53,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use genesys_queue_sync::genesys::encode_segment;
 use genesys_queue_sync::genesys::observations::{parse_response, query_body};
 use genesys_queue_sync::sync::columns::Columns;
-use genesys_sim::{FieldType, LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence};
+use genesys_sim::{
+    Fault, FaultAction, FieldType, LoggedRequest, Match, QueueTruth, Rewrite, RoutingStatus, Sim,
+    SimOptions, SystemPresence,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -132,6 +146,8 @@ struct Scenario {
     /// Measured cycles after the start-up one.
     cycles: usize,
     target: Option<Target>,
+    /// The documented 13 `[columns]` instead of the default five.
+    thirteen: bool,
 }
 
 impl Scenario {
@@ -144,6 +160,23 @@ impl Scenario {
             period_s: 10,
             cycles,
             target: None,
+            thirteen: false,
+        }
+    }
+
+    /// The same scenario with the 13 columns.
+    fn with_thirteen(self) -> Self {
+        Scenario {
+            thirteen: true,
+            ..self
+        }
+    }
+
+    fn columns(&self) -> Columns {
+        if self.thirteen {
+            thirteen_columns()
+        } else {
+            Columns::default()
         }
     }
 
@@ -159,6 +192,9 @@ impl Scenario {
         }
         if self.period_s != 10 {
             let _ = write!(s, " @{}s", self.period_s);
+        }
+        if self.thirteen {
+            s.push_str(" 13 cols");
         }
         if self.target.is_some() {
             s.insert_str(0, "★ ");
@@ -185,6 +221,53 @@ fn table_fields(columns: &Columns) -> Vec<(&str, FieldType)> {
         .skip(1)
         .filter_map(|(c, t)| FieldType::from_wire(t.as_str()).map(|ft| (c, ft)))
         .collect()
+}
+
+/// The documented `[columns]` example: 13 columns from one observation query.
+const THIRTEEN_TOML: &str = r#"
+[columns]
+Online      = "online"
+OnQueue     = "on_queue"
+Idle        = "idle"
+Interacting = "interacting"
+Waiting     = "waiting"
+WaitingVoice   = { metric = "waiting", media = ["voice"] }
+WaitingDigital = { metric = "waiting", media = ["message", "email", "chat"] }
+Members     = "members"
+OffQueue    = "off_queue"
+OnBreak     = { metric = "presence", presence = "BREAK" }
+NotResponding = "not_responding"
+Alerting    = "alerting"
+LongestWaitingSeconds = "longest_waiting_seconds"
+"#;
+
+/// The 13 columns through the daemon's own config loader, as the daemon will read them.
+fn thirteen_columns() -> Columns {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("columns.toml");
+    std::fs::write(&path, THIRTEEN_TOML).expect("columns written");
+    genesys_queue_sync::config::load_columns(&path).expect("the 13 columns load")
+}
+
+/// A column's true value from the simulator's state (not from its answers), for seeding
+/// the table in the steady state the daemon would write.
+fn truth_value(t: &QueueTruth, column: &str, now: DateTime<Utc>) -> u64 {
+    match column {
+        "Online" => t.online,
+        "OnQueue" => t.on_queue,
+        "Idle" => t.idle,
+        "Interacting" => t.interacting,
+        "Waiting" => t.waiting,
+        "WaitingVoice" => t.waiting_in(&["voice"]),
+        "WaitingDigital" => t.waiting_in(&["message", "email", "chat"]),
+        "Members" => t.members,
+        "OffQueue" => t.off_queue,
+        "OnBreak" => t.in_presence(SystemPresence::Break),
+        "NotResponding" => t.not_responding,
+        "Alerting" => t.alerting,
+        "LongestWaitingSeconds" => t.longest_waiting_seconds(now, None),
+        other => panic!("the benchmark has no truth for column {other}"),
+    }
 }
 
 fn thousands(n: u64) -> String {
@@ -235,7 +318,7 @@ fn ts(t: DateTime<Utc>) -> String {
 impl Org {
     /// A simulator with `n` queues "Bench 00001".. and a table seeded with their true
     /// values, `UpdatedAt` spread uniformly over the last `refresh_after_s`.
-    async fn build(n: usize, refresh_after_s: u64, seed: u64) -> Org {
+    async fn build(n: usize, refresh_after_s: u64, seed: u64, columns: &Columns) -> Org {
         let sim = Sim::start(SimOptions {
             client_id: CLIENT_ID.into(),
             client_secret: SECRET.into(),
@@ -246,7 +329,7 @@ impl Org {
         })
         .await
         .expect("simulator starts");
-        let table_id = sim.create_table(TABLE, &table_fields(&Columns::default()));
+        let table_id = sim.create_table(TABLE, &table_fields(columns));
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let names: Vec<String> = (0..n).map(|i| format!("Bench {:05}", i + 1)).collect();
         let ids: Vec<String> = names.iter().map(|name| sim.add_queue(name)).collect();
@@ -277,18 +360,16 @@ impl Org {
         for (id, name) in ids.iter().zip(&names) {
             let t = sim.truth(id).expect("queue exists");
             let age = rng.below(refresh_after_s.max(1)) as i64;
-            sim.put_row(
-                &table_id,
-                json!({
-                    "key": name,
-                    "Online": t.online,
-                    "OnQueue": t.on_queue,
-                    "Idle": t.idle,
-                    "Interacting": t.interacting,
-                    "Waiting": t.waiting,
-                    "UpdatedAt": ts(now - chrono::Duration::seconds(age)),
-                }),
+            let mut row = serde_json::Map::new();
+            row.insert("key".into(), json!(name));
+            for c in columns.iter() {
+                row.insert(c.name.clone(), json!(truth_value(&t, &c.name, now)));
+            }
+            row.insert(
+                "UpdatedAt".into(),
+                json!(ts(now - chrono::Duration::seconds(age))),
             );
+            sim.put_row(&table_id, Value::Object(row));
         }
         Org {
             sim,
@@ -494,6 +575,9 @@ fn config_for(sim: &Sim, sc: &Scenario, cron: &str) -> String {
         "\n[queues]\nmatch = [\"Bench *\"]\n\n[schedule]\ncron = \"{cron}\"\n\n[rows]\nrefresh_after = \"{}s\"\n",
         sc.refresh_after_s
     );
+    if sc.thirteen {
+        t.push_str(THIRTEEN_TOML);
+    }
     t
 }
 
@@ -580,7 +664,7 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
         ..Outcome::default()
     };
     let began = Instant::now();
-    let mut org = Org::build(sc.queues, sc.refresh_after_s, seed).await;
+    let mut org = Org::build(sc.queues, sc.refresh_after_s, seed, &sc.columns()).await;
     // Per-second crons use the plain "*/10"; a minute schedule is offset so it ticks ~10 s
     // and ~70 s after start instead of waiting for :00.
     let offset = if sc.period_s >= 60 {
@@ -748,7 +832,7 @@ struct Naive {
 
 /// One observation query per queue plus one PUT per queue, `NAIVE_CONCURRENCY` in flight.
 async fn naive(n: usize, cycles: usize, seed: u64) -> Naive {
-    let org = Arc::new(Org::build(n, 300, seed).await);
+    let org = Arc::new(Org::build(n, 300, seed, &Columns::default()).await);
     let http = reqwest::Client::new();
     let base = org.sim.base_url();
     let token: Value = http
@@ -1102,6 +1186,120 @@ fn verdicts(outcomes: &[Outcome], clk_tck: u64) -> String {
     s
 }
 
+// ------------------------------------------------------------------ oversized answers
+
+/// Pads every observation answer to about `target` bytes with groups of queues that were
+/// not asked for (each with user metrics, a voice group and its detail observations),
+/// placed before the real groups so the parser meets them first; stores the size of the
+/// last padded answer in `seen`.
+fn padding_fault(target: usize, seen: Arc<AtomicUsize>) -> Fault {
+    let rewrite = Rewrite::new(move |_, v: &mut Value| {
+        let presence = v["systemToOrganizationMappings"]["ON_QUEUE"][0]
+            .as_str()
+            .unwrap_or("presence")
+            .to_owned();
+        let groups = |i: usize| {
+            let q = format!("00000000-0000-4000-8000-{i:012}");
+            let obs: Vec<Value> = (0..3)
+                .map(|k| {
+                    json!({"observationDate": format!("2026-12-02T10:0{k}:00.000Z"),
+                           "conversationId": format!("{q}-{k}"), "direction": "inbound"})
+                })
+                .collect();
+            [
+                json!({"group": {"queueId": q}, "data": [
+                    {"metric": "oOnQueueUsers", "qualifier": "IDLE", "stats": {"count": 3}},
+                    {"metric": "oOnQueueUsers", "qualifier": "INTERACTING", "stats": {"count": 2}},
+                    {"metric": "oUserPresences", "qualifier": presence, "stats": {"count": 5}},
+                    {"metric": "oMemberUsers", "stats": {"count": 9}}]}),
+                json!({"group": {"queueId": q, "mediaType": "voice"}, "data": [
+                    {"metric": "oWaiting", "stats": {"count": 3}, "observations": obs}]}),
+            ]
+        };
+        let size = |v: &Value| serde_json::to_vec(v).map_or(0, |b| b.len());
+        let base = size(v);
+        let per_queue: usize = groups(0).iter().map(|g| size(g) + 1).sum();
+        let n = target.saturating_sub(base) / per_queue.max(1);
+        let real = v["results"].as_array().cloned().unwrap_or_default();
+        let mut results: Vec<Value> = (0..n).flat_map(groups).collect();
+        results.extend(real);
+        v["results"] = Value::Array(results);
+        seen.store(size(v), Ordering::Relaxed);
+    });
+    Fault {
+        matcher: Match::Path {
+            method: Some("POST"),
+            contains: "/observations/query".into(),
+        },
+        action: FaultAction::Rewrite(rewrite),
+        times: u32::MAX,
+    }
+}
+
+/// One oversized-answer run: 100 queues (one observation query per cycle), the start-up
+/// cycle and one more, then the daemon's VmHWM while it still runs.
+async fn answer_rss(label: &str, pad_bytes: usize, thirteen: bool) {
+    let sc = Scenario {
+        thirteen,
+        ..Scenario::grid(Mode::Rows, 100, 10, 1)
+    };
+    let org = Org::build(sc.queues, sc.refresh_after_s, 77, &sc.columns()).await;
+    let seen = Arc::new(AtomicUsize::new(0));
+    if pad_bytes > 0 {
+        org.sim.inject(padding_fault(pad_bytes, seen.clone()));
+    }
+    let mut daemon = Daemon::spawn(&config_for(&org.sim, &sc, &sc.cron(0)));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut done = Vec::new();
+    let mut problem = None;
+    while done.len() < 2 {
+        match tokio::time::timeout_at(deadline, daemon.events.recv()).await {
+            Ok(Some(Event::TickSkipped)) => {}
+            Ok(Some(Event::CycleDone {
+                duration_ms,
+                failed,
+                ..
+            })) => done.push((duration_ms, failed)),
+            other => {
+                problem = Some(format!("{other:?}\n{}", daemon.tail()));
+                break;
+            }
+        }
+    }
+    let hwm = daemon.status_kb("VmHWM:");
+    daemon.stop().await;
+    org.sim.shutdown();
+    let bytes = seen.load(Ordering::Relaxed);
+    println!(
+        "| {label} | {} | {} | {} | {:.1} |{}",
+        if bytes == 0 {
+            "plain".to_owned()
+        } else {
+            format!("{:.2} MB", bytes as f64 / 1_048_576.0)
+        },
+        done.iter()
+            .map(|d| d.0.to_string())
+            .collect::<Vec<_>>()
+            .join(" / "),
+        done.iter().map(|d| d.1).sum::<u64>(),
+        hwm as f64 / 1024.0,
+        problem.map_or(String::new(), |p| format!(" PROBLEM: {p}")),
+    );
+}
+
+async fn answer_rss_all() {
+    println!(
+        "\n## Oversized observation answers (issue 12 item 4): 100 queues, rows mode, daemon peak RSS (VmHWM of the child, read while it runs)\n"
+    );
+    println!(
+        "| run | answer size | cycle ms (start-up / next) | queues failed | peak RSS MB |\n|---|---|---|---|---|"
+    );
+    answer_rss("5 cols, plain answer", 0, false).await;
+    answer_rss("5 cols, 2 MB answer", 2 * 1024 * 1024, false).await;
+    answer_rss("5 cols, 7 MB answer", 7 * 1024 * 1024, false).await;
+    answer_rss("13 cols, 7 MB answer", 7 * 1024 * 1024, true).await;
+}
+
 // ------------------------------------------------------------------ main
 
 fn clk_tck() -> u64 {
@@ -1118,10 +1316,24 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let naive = !args.iter().any(|a| a == "--no-naive");
-    let only: Option<String> = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1).cloned());
+    let only: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1].clone())
+        .collect();
+    let columns: Option<u32> = args
+        .windows(2)
+        .find(|w| w[0] == "--columns")
+        .and_then(|w| w[1].parse().ok());
+    let answers = !args.iter().any(|a| a == "--no-answers");
+    if args.iter().any(|a| a == "--answers-only") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(answer_rss_all());
+        return;
+    }
     let env: Vec<(String, String)> = args
         .windows(2)
         .filter(|w| w[0] == "--daemon-env")
@@ -1136,10 +1348,15 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    rt.block_on(bench(quick, only, naive));
+    rt.block_on(async {
+        bench(quick, only, columns, naive).await;
+        if answers && !quick {
+            answer_rss_all().await;
+        }
+    });
 }
 
-async fn bench(quick: bool, only: Option<String>, with_naive: bool) {
+async fn bench(quick: bool, only: Vec<String>, columns: Option<u32>, with_naive: bool) {
     let clk = clk_tck();
     let started = Instant::now();
     let cycles = if quick { 2 } else { 3 };
@@ -1160,6 +1377,11 @@ async fn bench(quick: bool, only: Option<String>, with_naive: bool) {
     }
     if !quick {
         grid.push(Scenario::grid(Mode::Import, 5000, 10, cycles));
+    }
+    // Issue 9: the 13 columns beside the five, same queues and changes.
+    grid.push(Scenario::grid(Mode::Rows, 1000, 10, cycles).with_thirteen());
+    if !quick {
+        grid.push(Scenario::grid(Mode::Import, 5000, 10, cycles).with_thirteen());
     }
     // The issue's targets are per minute at the default schedule, so these run with a
     // one-minute period (concurrently: each daemon is idle or waiting on its budget).
@@ -1187,9 +1409,27 @@ async fn bench(quick: bool, only: Option<String>, with_naive: bool) {
                 target: Some(Target::Import5000),
                 ..Scenario::grid(Mode::Import, 5000, 100, 2)
             },
+            Scenario {
+                refresh_after_s: 600,
+                period_s: 60,
+                cycles: 2,
+                target: Some(Target::Rows1000),
+                ..Scenario::grid(Mode::Rows, 1000, 10, 2).with_thirteen()
+            },
+            Scenario {
+                period_s: 60,
+                cycles: 2,
+                target: Some(Target::Import5000),
+                ..Scenario::grid(Mode::Import, 5000, 100, 2).with_thirteen()
+            },
         ]
     };
-    let keep = |sc: &Scenario| only.as_ref().is_none_or(|o| sc.name().contains(o.as_str()));
+    // A scenario runs when its name contains one of the --only values (all when none),
+    // and, with --columns 5 or --columns 13, has that many columns.
+    let keep = |sc: &Scenario| {
+        (only.is_empty() || only.iter().any(|o| sc.name().contains(o.as_str())))
+            && columns.is_none_or(|n| (n == 13) == sc.thirteen)
+    };
     let grid: Vec<Scenario> = grid.into_iter().filter(keep).collect();
     let targets: Vec<Scenario> = targets.into_iter().filter(keep).collect();
     let mut sizes: Vec<usize> = grid.iter().chain(&targets).map(|s| s.queues).collect();
