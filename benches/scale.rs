@@ -223,23 +223,8 @@ fn table_fields(columns: &Columns) -> Vec<(&str, FieldType)> {
         .collect()
 }
 
-/// The documented `[columns]` example: 13 columns from one observation query.
-const THIRTEEN_TOML: &str = r#"
-[columns]
-Online      = "online"
-OnQueue     = "on_queue"
-Idle        = "idle"
-Interacting = "interacting"
-Waiting     = "waiting"
-WaitingVoice   = { metric = "waiting", media = ["voice"] }
-WaitingDigital = { metric = "waiting", media = ["message", "email", "chat"] }
-Members     = "members"
-OffQueue    = "off_queue"
-OnBreak     = { metric = "presence", presence = "BREAK" }
-NotResponding = "not_responding"
-Alerting    = "alerting"
-LongestWaitingSeconds = "longest_waiting_seconds"
-"#;
+/// The shipped `[columns]` example: 13 columns from one observation query.
+const THIRTEEN_TOML: &str = include_str!("../examples/columns.toml");
 
 /// The 13 columns through the daemon's own config loader, as the daemon will read them.
 fn thirteen_columns() -> Columns {

@@ -12,23 +12,8 @@ use genesys_sim::{QueueTruth, RoutingStatus, Sim, SimOptions, SystemPresence};
 use serde_json::{Map, Value};
 use support::*;
 
-/// The `[columns]` example of the documentation, in its order.
-const THIRTEEN: &str = r#"
-[columns]
-Online      = "online"
-OnQueue     = "on_queue"
-Idle        = "idle"
-Interacting = "interacting"
-Waiting     = "waiting"
-WaitingVoice   = { metric = "waiting", media = ["voice"] }
-WaitingDigital = { metric = "waiting", media = ["message", "email", "chat"] }
-Members     = "members"
-OffQueue    = "off_queue"
-OnBreak     = { metric = "presence", presence = "BREAK" }
-NotResponding = "not_responding"
-Alerting    = "alerting"
-LongestWaitingSeconds = "longest_waiting_seconds"
-"#;
+/// The shipped `[columns]` example: the 13 columns of the documentation, in their order.
+const THIRTEEN: &str = include_str!("../examples/columns.toml");
 
 const NAMES: [&str; 13] = [
     "Online",
@@ -122,6 +107,42 @@ fn add_digital_queue(sim: &Sim, name: &str) -> String {
     sim.add_waiting(&id, "chat", Duration::from_secs(12));
     id
 }
+
+fn sorted<'a>(it: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = it.into_iter().collect();
+    v.sort_unstable();
+    v
+}
+
+/// The metric names of an observation query, sorted.
+fn metrics_of(query: &Value) -> Vec<&str> {
+    sorted(
+        query["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap()),
+    )
+}
+
+/// Bodies of the observation queries the simulator received.
+fn observation_queries(sim: &Sim) -> Vec<Value> {
+    sim.requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/observations/query"))
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect()
+}
+
+const FIVE_AND_FIELDS: [&str; 7] = [
+    "Idle",
+    "Interacting",
+    "OnQueue",
+    "Online",
+    "UpdatedAt",
+    "Waiting",
+    "key",
+];
 
 fn row_value(row: &Map<String, Value>, col: &str) -> u64 {
     row.get(col)
@@ -243,22 +264,10 @@ async fn thirteen_columns_in(mode_toml: &str, mode: &str) {
     }
 
     // One query asks for what the columns need, detailMetrics only for the age.
-    let queries: Vec<Value> = sim
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/observations/query"))
-        .map(|r| serde_json::from_str(&r.body).unwrap())
-        .collect();
+    let queries = observation_queries(&sim);
     assert_eq!(queries.len(), 1, "{queries:?}");
-    let mut metrics: Vec<&str> = queries[0]["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m.as_str().unwrap())
-        .collect();
-    metrics.sort_unstable();
     assert_eq!(
-        metrics,
+        metrics_of(&queries[0]),
         [
             "oAlerting",
             "oMemberUsers",
@@ -293,20 +302,11 @@ async fn without_columns_the_five_columns_and_updated_at_are_written_as_before()
 
     let rows = rows(&sim);
     for row in [&rows["Sales"], &rows["Busy"]] {
-        let fields: Vec<&str> = row.keys().map(String::as_str).collect();
-        let mut want = vec![
-            "Idle",
-            "Interacting",
-            "OnQueue",
-            "Online",
-            "UpdatedAt",
-            "Waiting",
-            "key",
-        ];
-        let mut fields = fields;
-        fields.sort_unstable();
-        want.sort_unstable();
-        assert_eq!(fields, want, "{row:?}");
+        assert_eq!(
+            sorted(row.keys().map(String::as_str)),
+            FIVE_AND_FIELDS,
+            "{row:?}"
+        );
     }
     for (col, want) in busy_values() {
         assert_eq!(int(&rows["Busy"], col), want, "Busy.{col}");
@@ -321,43 +321,17 @@ async fn without_columns_the_five_columns_and_updated_at_are_written_as_before()
         );
     }
     // The query is today's: three metrics, no detail observations.
-    let bodies: Vec<Value> = sim
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/observations/query"))
-        .map(|r| serde_json::from_str(&r.body).unwrap())
-        .collect();
+    let bodies = observation_queries(&sim);
     assert_eq!(bodies.len(), 1);
-    let mut metrics: Vec<&str> = bodies[0]["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m.as_str().unwrap())
-        .collect();
-    metrics.sort_unstable();
-    assert_eq!(metrics, ["oOnQueueUsers", "oUserPresences", "oWaiting"]);
+    assert_eq!(
+        metrics_of(&bodies[0]),
+        ["oOnQueueUsers", "oUserPresences", "oWaiting"]
+    );
     assert!(bodies[0].get("detailMetrics").is_none(), "{}", bodies[0]);
     // And `table schema` still prints the five columns and UpdatedAt.
     let out = run_bin(&["table", "schema"], &cfg).await;
     let (stdout, _) = text(&out);
     let schema: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    let mut props: Vec<&str> = schema["properties"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    props.sort_unstable();
-    assert_eq!(
-        props,
-        [
-            "Idle",
-            "Interacting",
-            "OnQueue",
-            "Online",
-            "UpdatedAt",
-            "Waiting",
-            "key"
-        ]
-    );
+    let props = schema["properties"].as_object().unwrap();
+    assert_eq!(sorted(props.keys().map(String::as_str)), FIVE_AND_FIELDS);
 }

@@ -164,22 +164,8 @@ names = ["Sales", "Support"]
             .collect()
     }
 
-    const THIRTEEN: &str = r#"
-[columns]
-Online      = "online"
-OnQueue     = "on_queue"
-Idle        = "idle"
-Interacting = "interacting"
-Waiting     = "waiting"
-WaitingVoice   = { metric = "waiting", media = ["voice"] }
-WaitingDigital = { metric = "waiting", media = ["message", "email", "chat"] }
-Members     = "members"
-OffQueue    = "off_queue"
-OnBreak     = { metric = "presence", presence = "BREAK" }
-NotResponding = "not_responding"
-Alerting    = "alerting"
-LongestWaitingSeconds = "longest_waiting_seconds"
-"#;
+    /// The shipped example: the 13 columns of the documentation.
+    const THIRTEEN: &str = include_str!("../../examples/columns.toml");
 
     #[test]
     fn no_columns_section_means_todays_five() {

@@ -11,6 +11,8 @@
 //! oldest observation date as they are read. So memory stays a small constant plus a few
 //! dozen bytes per metric of a queue asked for, whatever the body size.
 
+#[cfg(test)]
+pub(crate) mod fixture;
 mod parse;
 mod vocab;
 

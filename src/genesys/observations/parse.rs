@@ -579,29 +579,7 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
-    const ANSWER: &str = r#"{
-      "systemToOrganizationMappings": {"OFFLINE": ["off"], "AVAILABLE": ["av1", "av2"], "ON_QUEUE": ["oq"], "BREAK": ["br1", "br2"]},
-      "results": [
-        {"group": {"queueId": "q1"}, "data": [
-          {"metric": "oOnQueueUsers", "qualifier": "IDLE", "stats": {"count": 2}},
-          {"metric": "oOnQueueUsers", "qualifier": "INTERACTING", "stats": {"count": 3}},
-          {"metric": "oOnQueueUsers", "qualifier": "NOT_RESPONDING", "stats": {"count": 1}},
-          {"metric": "oUserPresences", "qualifier": "oq", "stats": {"count": 6}},
-          {"metric": "oUserPresences", "qualifier": "av2", "stats": {"count": 1}},
-          {"metric": "oUserPresences", "qualifier": "br1", "stats": {"count": 2}},
-          {"metric": "oUserPresences", "qualifier": "br2", "stats": {"count": 1}},
-          {"metric": "oUserPresences", "qualifier": "custom", "stats": {"count": 1}},
-          {"metric": "oUserPresences", "qualifier": "off", "stats": {"count": 9}},
-          {"metric": "oMemberUsers", "stats": {"count": 16}}]},
-        {"data": [{"metric": "oWaiting", "stats": {"count": 4}, "truncated": false, "observations": [
-            {"observationDate": "2026-12-02T10:00:05.000Z", "conversationId": "c2"},
-            {"observationDate": "2026-12-02T10:00:00.000Z", "conversationId": "c1"}]}],
-         "group": {"queueId": "q1", "mediaType": "voice"}},
-        {"group": {"queueId": "q1", "mediaType": "chat"}, "data": [{"metric": "oWaiting", "stats": {"count": 1}}]},
-        {"group": {"queueId": "q1", "mediaType": "newmedia"}, "data": [{"metric": "oAlerting", "stats": {"count": 1}}]},
-        {"group": {"queueId": "q2"}, "data": [{"metric": "oMemberUsers", "stats": {"count": 0}}]},
-        {"group": {"queueId": "other"}, "data": [{"metric": "oWaiting", "stats": {"count": 7}}]}
-      ]}"#;
+    use crate::genesys::observations::fixture::ANSWER;
 
     #[test]
     fn combines_groups_resolves_presences_and_keeps_the_oldest_wait() {
@@ -624,7 +602,7 @@ mod tests {
                 == Qualifier::UnmappedPresence),
             1
         );
-        assert_eq!(q1.sum(ApiMetric::Waiting, |_| true), 5);
+        assert_eq!(q1.sum(ApiMetric::Waiting, |_| true), 8);
         assert_eq!(
             q1.sum(ApiMetric::Waiting, |e| e.media == Some(MediaType::Voice)),
             4,
@@ -635,8 +613,13 @@ mod tests {
             1
         );
         assert_eq!(
+            q1.oldest(ApiMetric::Waiting, |e| e.media == Some(MediaType::Voice)),
+            Utc.with_ymd_and_hms(2026, 12, 2, 10, 0, 0).single(),
+            "the oldest of a list, whatever its order"
+        );
+        assert_eq!(
             q1.oldest(ApiMetric::Waiting, |_| true),
-            Utc.with_ymd_and_hms(2026, 12, 2, 10, 0, 0).single()
+            Utc.with_ymd_and_hms(2026, 12, 2, 9, 58, 0).single()
         );
         assert_eq!(
             q1.oldest(ApiMetric::Waiting, |e| e.media == Some(MediaType::Chat)),

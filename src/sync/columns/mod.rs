@@ -319,30 +319,6 @@ pub(crate) mod tests {
         Columns::new(list).unwrap()
     }
 
-    pub(crate) const ANSWER: &str = r#"{
-      "systemToOrganizationMappings": {"OFFLINE": ["off"], "AVAILABLE": ["av1", "av2"], "ON_QUEUE": ["oq"], "BREAK": ["br1", "br2"]},
-      "results": [
-        {"group": {"queueId": "q"}, "data": [
-          {"metric": "oOnQueueUsers", "qualifier": "IDLE", "stats": {"count": 2}},
-          {"metric": "oOnQueueUsers", "qualifier": "INTERACTING", "stats": {"count": 3}},
-          {"metric": "oOnQueueUsers", "qualifier": "NOT_RESPONDING", "stats": {"count": 1}},
-          {"metric": "oUserPresences", "qualifier": "oq", "stats": {"count": 6}},
-          {"metric": "oUserPresences", "qualifier": "av2", "stats": {"count": 1}},
-          {"metric": "oUserPresences", "qualifier": "br1", "stats": {"count": 2}},
-          {"metric": "oUserPresences", "qualifier": "br2", "stats": {"count": 1}},
-          {"metric": "oUserPresences", "qualifier": "off", "stats": {"count": 9}},
-          {"metric": "oOffQueueUsers", "qualifier": "br1", "stats": {"count": 2}},
-          {"metric": "oOffQueueUsers", "qualifier": "av2", "stats": {"count": 1}},
-          {"metric": "oMemberUsers", "stats": {"count": 19}}]},
-        {"group": {"queueId": "q", "mediaType": "voice"}, "data": [
-          {"metric": "oWaiting", "stats": {"count": 4}, "truncated": true, "observations": [
-            {"observationDate": "2026-12-02T10:00:00.000Z"}, {"observationDate": "2026-12-02T10:01:00.000Z"}]},
-          {"metric": "oAlerting", "stats": {"count": 1}}]},
-        {"group": {"queueId": "q", "mediaType": "email"}, "data": [
-          {"metric": "oWaiting", "stats": {"count": 2}, "observations": [{"observationDate": "2026-12-02T09:58:00.000Z"}]}]},
-        {"group": {"queueId": "q", "mediaType": "callback"}, "data": [{"metric": "oWaiting", "stats": {"count": 1}}]}
-      ]}"#;
-
     #[test]
     fn the_query_asks_for_exactly_what_the_columns_need() {
         let q = Columns::default().query();

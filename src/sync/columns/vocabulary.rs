@@ -426,31 +426,33 @@ pub fn check_name(name: &str) -> Result<(), SpecError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::Columns;
-    use super::super::tests::{ANSWER, at, s, thirteen};
+    use super::super::tests::{at, s, thirteen};
     use super::*;
+    use crate::genesys::observations::fixture::ANSWER;
     use crate::genesys::observations::parse_response;
 
     #[test]
     fn thirteen_columns_compute_from_one_answer() {
         let cols = thirteen();
-        let obs = parse_response(ANSWER.as_bytes(), &s(&["q"])).unwrap();
-        let v = cols.values(&obs["q"], at(10, 2, 0));
+        let obs = parse_response(ANSWER.as_bytes(), &s(&["q1"])).unwrap();
+        let v = cols.values(&obs["q1"], at(10, 2, 0));
         let got: Vec<(&str, u64)> = cols.iter().map(|c| c.name.as_str()).zip(v.0).collect();
         assert_eq!(
             got,
             [
-                ("Online", 10),
+                // Every presence but Offline, the one the mappings do not name too.
+                ("Online", 11),
                 ("OnQueue", 6),
                 ("Idle", 2),
                 ("Interacting", 3),
-                ("Waiting", 7),
+                ("Waiting", 8),
                 ("WaitingVoice", 4),
-                ("WaitingDigital", 2),
+                ("WaitingDigital", 3),
                 ("Members", 19),
                 ("OffQueue", 3),
                 ("OnBreak", 3),
                 ("NotResponding", 1),
-                ("Alerting", 1),
+                ("Alerting", 2),
                 ("LongestWaitingSeconds", 240),
             ]
         );
@@ -459,12 +461,12 @@ mod tests {
     #[test]
     fn longest_waiting_is_zero_when_none_waits_and_per_media() {
         let voice = column("V", "longest_waiting_seconds", Some(&s(&["voice"])), None).unwrap();
-        let obs = parse_response(ANSWER.as_bytes(), &s(&["q"])).unwrap();
-        assert_eq!(voice.value(&obs["q"], at(10, 0, 30)), 30);
+        let obs = parse_response(ANSWER.as_bytes(), &s(&["q1"])).unwrap();
+        assert_eq!(voice.value(&obs["q1"], at(10, 0, 30)), 30);
         let chat = column("C", "longest_waiting_seconds", Some(&s(&["chat"])), None).unwrap();
-        assert_eq!(chat.value(&obs["q"], at(10, 0, 30)), 0);
+        assert_eq!(chat.value(&obs["q1"], at(10, 0, 30)), 0);
         // A clock behind the observation does not wrap around.
-        assert_eq!(voice.value(&obs["q"], at(9, 0, 0)), 0);
+        assert_eq!(voice.value(&obs["q1"], at(9, 0, 0)), 0);
     }
 
     #[test]
