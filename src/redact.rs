@@ -72,7 +72,7 @@ fn variants(secret: &str) -> Vec<String> {
             v.push(inner);
         }
     }
-    let pct = crate::genesys::encode_segment(secret);
+    let pct = crate::genesys::path::encode_segment(secret);
     if pct != secret {
         v.push(pct);
     }

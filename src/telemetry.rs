@@ -137,7 +137,7 @@ pub fn plan(s: &LogSettings, env: &LogEnv) -> LogPlan {
     let mut warning = None;
     let (filter, explicit) = match (&s.level, &env.rust_log) {
         (Some(l), _) => (l.clone(), true),
-        (None, Some(r)) => match crate::cli::parse_log_level(r) {
+        (None, Some(r)) => match parse_log_level(r) {
             Ok(r) => (r, true),
             Err(e) => {
                 warning = Some(format!(
@@ -309,10 +309,63 @@ where
     }
 }
 
+/// The level names `--log-level` takes alone.
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// Accepts a level or a filter whose every directive ends in a level
+/// (`target=level`, `target[span]=level`). A bare word that is not a level, such as
+/// `verbose`, is valid filter syntax (it enables everything of a target called
+/// `verbose`, and so logs nothing at all); it is always a mistake, so it is refused.
+pub fn parse_log_level(s: &str) -> Result<String, String> {
+    let hint = || {
+        format!(
+            "`{s}` is neither a log level ({}) nor a filter such as `info,genesys_queue_sync=debug`",
+            LEVELS.join(", ")
+        )
+    };
+    let directives: Vec<&str> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if directives.is_empty() {
+        return Err(hint());
+    }
+    for d in &directives {
+        let level = match d.rsplit_once('=') {
+            Some((target, level)) if !target.trim().is_empty() => level,
+            Some(_) => return Err(hint()),
+            None => d,
+        };
+        if !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim())) {
+            return Err(hint());
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(s).map_err(|e| format!("{}: {e}", hint()))?;
+    Ok(s.to_owned())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_level_takes_levels_and_filters_and_refuses_the_rest() {
+        for ok in [
+            "info",
+            "DEBUG",
+            "off",
+            "warn,genesys_queue_sync=debug",
+            "genesys_queue_sync::sync=trace",
+        ] {
+            assert_eq!(parse_log_level(ok).as_deref(), Ok(ok), "{ok}");
+        }
+        for bad in ["verbose", "", "info,loud", "=debug", "x=loud", "info,[x"] {
+            let e = parse_log_level(bad).unwrap_err();
+            assert!(e.contains("neither a log level"), "{bad}: {e}");
+        }
+    }
     use std::sync::Mutex;
 
     fn settings(level: Option<&str>) -> LogSettings {

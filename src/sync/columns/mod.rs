@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::genesys::datatable::{ColumnType, Table};
+use crate::genesys::datatable::schema::{ColumnType, Table};
 use crate::genesys::observations::{Query, QueueObservation};
 pub use vocabulary::{
     Column, Filter, MAX_NAME_LEN, MetricDef, SpecError, Unit, VOCABULARY, check_name, column,
