@@ -157,6 +157,7 @@ struct RawSchedule {
 struct RawLimits {
     requests_per_minute: Option<Spanned<i64>>,
     write_concurrency: Option<Spanned<i64>>,
+    queues_per_query: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -262,6 +263,10 @@ pub struct Config {
     pub schedule: Schedule,
     pub requests_per_minute: u32,
     pub write_concurrency: usize,
+    /// Queue ids per observation query at start (1-100). Genesys does not document its
+    /// maximum: 100 is the cautious value clients use, and a 400 to a bigger query
+    /// halves it for the rest of the process.
+    pub queues_per_query: usize,
     pub http_listen: Option<SocketAddr>,
     pub rows: RowsPolicy,
     /// The columns written to each row, in order (the default five without `[columns]`).
@@ -581,6 +586,15 @@ impl Validator<'_> {
             None => 4,
             Some(v) => self.int_in("limits.write_concurrency", v, 1, 32)? as usize,
         };
+        let queues_per_query = match &raw.limits.queues_per_query {
+            None => crate::genesys::observations::MAX_QUEUES_PER_QUERY,
+            Some(v) => self.int_in(
+                "limits.queues_per_query",
+                v,
+                1,
+                crate::genesys::observations::MAX_QUEUES_PER_QUERY as i64,
+            )? as usize,
+        };
         let http_listen = match &raw.http.listen {
             None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             Some(s) if s.get_ref().trim().is_empty() || s.get_ref() == "off" => None,
@@ -611,6 +625,7 @@ impl Validator<'_> {
             schedule,
             requests_per_minute,
             write_concurrency,
+            queues_per_query,
             http_listen,
             rows,
             columns,

@@ -47,6 +47,7 @@ pub fn config(org: &LocalOrg<'_>, queue_names: Vec<String>, cron: &str) -> anyho
         schedule: Schedule::parse(cron).map_err(anyhow::Error::msg)?,
         requests_per_minute: 240,
         write_concurrency: 4,
+        queues_per_query: crate::genesys::observations::MAX_QUEUES_PER_QUERY,
         http_listen: None,
         rows: RowsPolicy::default(),
         columns: Columns::default(),

@@ -1,7 +1,6 @@
 //! What a selection costs in requests per minute, for `check` and `queues`.
 
 use crate::config::{Config, KeyBy, WriteMode};
-use crate::genesys::observations::MAX_QUEUES_PER_QUERY;
 use crate::genesys::queues::IDS_PER_REQUEST;
 
 /// Expected requests per minute for a selection of `n` queues under the current settings.
@@ -25,7 +24,7 @@ impl Estimate {
             budget: cfg.requests_per_minute,
             cycles_per_minute: 60.0 / period,
             // With rows keyed by name each cycle also confirms the queues' names.
-            reads_per_cycle: (n.div_ceil(MAX_QUEUES_PER_QUERY)
+            reads_per_cycle: (n.div_ceil(cfg.queues_per_query.max(1))
                 + if cfg.key_by == KeyBy::Name {
                     n.div_ceil(IDS_PER_REQUEST)
                 } else {

@@ -2,7 +2,7 @@
 //!
 //! A [`Syncer`] keeps what is worth keeping between cycles: the resolved queues
 //! ([`selection`]) and what the table holds ([`table`]). So a steady-state cycle costs
-//! ⌈N/100⌉ observation queries ([`observe`]) plus one write per row that changed or whose
+//! ⌈N/`limits.queues_per_query`⌉ observation queries ([`observe`]) plus one write per row that changed or whose
 //! `UpdatedAt` is older than `rows.refresh_after`, plus the heartbeat row; or, in import
 //! mode, one CSV import job (Append) whatever N is ([`plan`] decides which, without I/O). Every
 //! cycle ends in a [`CycleReport`] ([`report`]); what becomes of it (logs, metrics,
@@ -35,6 +35,8 @@ pub struct Syncer {
     policy: Policy,
     selection: Selection,
     table: TableState,
+    /// Queue ids per observation query: lowered for good by a 400 to a bigger query.
+    batch: observe::BatchSize,
 }
 
 /// Why a cycle stopped: the stage and the error.
@@ -51,6 +53,7 @@ impl Syncer {
             client,
             policy: Policy::new(&cfg),
             table: TableState::new(cfg.table.clone(), cfg.columns.clone()),
+            batch: observe::BatchSize::new(cfg.queues_per_query),
             cfg,
             selection: Selection::default(),
         }
@@ -116,10 +119,15 @@ impl Syncer {
             return Err((Stage::Resolve, CycleError::NoQueues));
         }
 
-        let observed =
-            observe::observe(client, &self.cfg.columns, self.selection.targets(), report)
-                .await
-                .map_err(at(Stage::Observe))?;
+        let observed = observe::observe(
+            client,
+            &self.cfg.columns,
+            self.selection.targets(),
+            &mut self.batch,
+            report,
+        )
+        .await
+        .map_err(at(Stage::Observe))?;
         self.selection
             .missing_from_answer(observed.missing_from_answer.iter().cloned());
         let Some(table_id) = table_id else {

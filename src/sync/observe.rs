@@ -1,6 +1,6 @@
-//! Observation: the selected queues' current values, ⌈N/100⌉ queries per cycle.
+//! Observation: the selected queues' current values, ⌈N/batch⌉ queries per cycle.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 
@@ -31,13 +31,37 @@ pub struct Observed {
     pub missing_from_answer: Vec<String>,
 }
 
-/// Observes `targets` in batches of [`MAX_QUEUES_PER_QUERY`], asking for what `columns`
-/// need. A failed batch or a queue missing from its answer is reported as failed and
-/// keeps its old row; only a cancellation stops the cycle.
+/// How many queue ids go into one observation query. Genesys does not document its
+/// maximum: the configured `limits.queues_per_query` (100 by default) is used until
+/// Genesys answers 400 to a query of more than one queue; then the batch is split in half
+/// and retried, and the smaller size holds for the rest of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSize(usize);
+
+impl BatchSize {
+    pub fn new(configured: usize) -> Self {
+        Self(configured.clamp(1, MAX_QUEUES_PER_QUERY))
+    }
+
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+/// Observes `targets` in batches of `batch` queue ids, asking for what `columns` need. A
+/// failed batch or a queue missing from its answer is reported as failed and keeps its
+/// old row; only a cancellation stops the cycle.
+///
+/// A 400 to a query of several queues splits it in half (depth first) and lowers `batch`
+/// for good. A 400 to a query of one queue is that queue's error, not the size's: the
+/// size found this cycle is then not kept, and no further query of this cycle is split,
+/// so a query Genesys refuses whatever its size costs about 2·⌈log2(batch)⌉ requests per
+/// batch (15 for 100 queues), never one per queue.
 pub async fn observe(
     client: &Client,
     columns: &Columns,
     targets: &[Target],
+    batch: &mut BatchSize,
     report: &mut CycleReport,
 ) -> Result<Observed, ApiError> {
     let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
@@ -50,8 +74,21 @@ pub async fn observe(
     let query = columns.query();
     let mut counts: HashMap<String, (Values, DateTime<Utc>)> = HashMap::new();
     let mut failed_ids: HashSet<&str> = HashSet::new();
-    for batch in ids.chunks(MAX_QUEUES_PER_QUERY) {
-        match observations::observe(client, batch, &query).await {
+    let at_start = *batch;
+    let mut reads = 0;
+    // Set once a single queue's query answered 400: 400s are then not about the size.
+    let mut refused_alone = false;
+    let mut pending: VecDeque<&[String]> = ids.chunks(batch.0).collect();
+    while let Some(piece) = pending.pop_front() {
+        if piece.len() > batch.0 {
+            // The size was lowered since this piece was cut: never send a size known to fail.
+            for c in piece.chunks(batch.0).rev() {
+                pending.push_front(c);
+            }
+            continue;
+        }
+        reads += 1;
+        match observations::observe(client, piece, &query).await {
             Ok(got) => {
                 // The values of age columns are taken at the answer's arrival.
                 let at = Utc::now();
@@ -61,9 +98,28 @@ pub async fn observe(
                 );
             }
             Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
+            Err(e) if e.status() == Some(400) && piece.len() > 1 && !refused_alone => {
+                let half = piece.len().div_ceil(2);
+                tracing::debug!(queues = piece.len(), error = %e, "observation query answered 400; splitting it in half");
+                batch.0 = batch.0.min(half);
+                let (first, second) = piece.split_at(half);
+                pending.push_front(second);
+                pending.push_front(first);
+            }
+            Err(e) if e.status() == Some(400) && piece.len() == 1 => {
+                refused_alone = true;
+                let id = piece[0].as_str();
+                tracing::warn!(queue = %label(id), id, error = %e, "Genesys refused the observation query for this queue alone (400); its row keeps its old values");
+                failed_ids.insert(id);
+                report.fail(
+                    label(id),
+                    Stage::Observe,
+                    format!("observation query refused for this queue (400): {e}"),
+                );
+            }
             Err(e) => {
-                tracing::warn!(error = %e, queues = batch.len(), "observation query failed; those queues keep their old rows");
-                for id in batch {
+                tracing::warn!(error = %e, queues = piece.len(), "observation query failed; those queues keep their old rows");
+                for id in piece {
                     failed_ids.insert(id);
                     report.fail(
                         label(id),
@@ -74,8 +130,19 @@ pub async fn observe(
             }
         }
     }
+    if refused_alone {
+        *batch = at_start;
+    } else if *batch != at_start {
+        tracing::warn!(
+            was = at_start.0,
+            now = batch.0,
+            "Genesys answered 400 to observation queries of more queues; queries hold at most {} queues for the rest of the process (set limits.queues_per_query = {} to start there)",
+            batch.0,
+            batch.0
+        );
+    }
     let mut observed = Observed {
-        reads: ids.len().div_ceil(MAX_QUEUES_PER_QUERY),
+        reads,
         ..Observed::default()
     };
     for t in targets {

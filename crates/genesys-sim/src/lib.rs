@@ -326,6 +326,12 @@ impl Sim {
         self.org().import_script.fail_keys = keys.iter().map(|k| (*k).to_owned()).collect();
     }
 
+    /// From now on an observation query naming more than `n` queue ids answers 400
+    /// `bad.request` (default 100; Genesys does not document its maximum).
+    pub fn set_max_queues_per_query(&self, n: usize) {
+        self.org().max_observation_queues = n;
+    }
+
     /// While on, uploaded import jobs stay `Processing` for ever.
     pub fn stall_imports(&self, on: bool) {
         self.org().import_script.stall = on;

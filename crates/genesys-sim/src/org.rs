@@ -33,6 +33,8 @@ pub(crate) struct Org {
     pub(crate) tables: BTreeMap<String, Table>,
     pub(crate) jobs: BTreeMap<String, ImportJob>,
     pub(crate) import_script: ImportScript,
+    /// The most queue ids an observation query may name (400 above it).
+    pub(crate) max_observation_queues: usize,
 }
 
 impl Default for Org {
@@ -75,6 +77,7 @@ impl Org {
             tables: BTreeMap::new(),
             jobs: BTreeMap::new(),
             import_script: ImportScript::default(),
+            max_observation_queues: crate::analytics::MAX_OBSERVATION_QUEUES,
         }
     }
 }

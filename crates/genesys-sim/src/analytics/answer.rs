@@ -29,7 +29,7 @@ struct Detail<'a> {
 impl Org {
     /// Answers a QueueObservationQuery.
     pub(crate) fn observe(&self, body: &Value) -> Result<Value, ApiError> {
-        let query = Observation::parse(body)?;
+        let query = Observation::parse(body, self.max_observation_queues)?;
         let wants = |set: &[&str]| -> Vec<&str> {
             query
                 .metrics

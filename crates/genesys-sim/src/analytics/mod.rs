@@ -15,6 +15,8 @@ use crate::org::Org;
 use crate::wire::new_id;
 use crate::{QueueTruth, RoutingStatus, SystemPresence};
 
+/// The most queue ids a query may name unless a test says otherwise. Genesys does not
+/// document its maximum (100 is what clients use); above it the simulator answers 400.
 pub(crate) const MAX_OBSERVATION_QUEUES: usize = 100;
 
 pub(crate) const USER_METRICS: [&str; 6] = [

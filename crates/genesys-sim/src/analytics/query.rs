@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::{
-    CONVERSATION_METRICS, DURATION_METRICS, MAX_OBSERVATION_QUEUES, MEDIA_TYPES, USER_METRICS,
+    CONVERSATION_METRICS, DURATION_METRICS, MEDIA_TYPES, USER_METRICS,
 };
 use crate::wire::ApiError;
 
@@ -203,7 +203,8 @@ impl Predicate {
 }
 
 impl Observation {
-    pub(crate) fn parse(body: &Value) -> Result<Observation, ApiError> {
+    /// `max_queues`: the most queue ids one query may name (see `Sim::set_max_queues_per_query`).
+    pub(crate) fn parse(body: &Value, max_queues: usize) -> Result<Observation, ApiError> {
         let obj = body
             .as_object()
             .ok_or_else(|| ApiError::bad_request("The query must be a JSON object"))?;
@@ -271,9 +272,9 @@ impl Observation {
                 "The filter must include at least one queueId predicate",
             ));
         }
-        if queue_ids.len() > MAX_OBSERVATION_QUEUES {
+        if queue_ids.len() > max_queues {
             return Err(ApiError::bad_request(format!(
-                "The filter references {} queue ids; a query may reference at most {MAX_OBSERVATION_QUEUES} queue ids",
+                "The filter references {} queue ids; a query may reference at most {max_queues} queue ids",
                 queue_ids.len()
             )));
         }

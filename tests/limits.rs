@@ -1,0 +1,148 @@
+//! What the real API's limits say, in the client: observation batches that Genesys refuses
+//! with 400 are split, a single queue's 400 is that queue's error, and a 429 names the
+//! limit it hit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use genesys_queue_sync::sync::Outcome;
+use genesys_sim::{LoggedRequest, Sim, SimOptions};
+use support::logs::log_lines_with;
+use support::*;
+
+/// `n` queues named `prefix 000`.. with `i + 1` voice interactions waiting in queue `i`
+/// (never 0: Genesys leaves a queue with nothing to report out of the answer).
+fn add_queues(sim: &Sim, prefix: &str, n: u32) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            let name = format!("{prefix} {i:03}");
+            let id = sim.add_queue(&name);
+            sim.set_waiting(&id, "voice", i + 1);
+            (name, id)
+        })
+        .collect()
+}
+
+fn observation_queries(reqs: &[LoggedRequest]) -> Vec<(usize, u16)> {
+    reqs.iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/observations/query"))
+        .map(|r| (r.body.matches("\"queueId\"").count(), r.status))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_refused_above_50_queues_is_split_and_every_row_is_right() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let queues = add_queues(&sim, "Split", 120);
+    sim.set_max_queues_per_query(50);
+    let mut cfg = config(&sim, &[], "* * * * * *");
+    cfg.selection.patterns = vec!["Split *".into()];
+    cfg.rows.heartbeat_key = None;
+    cfg.requests_per_minute = 100_000;
+    let _ = support::logs::logs();
+    let mut s = syncer(cfg);
+
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.outcome(), Outcome::Ok, "{r:?}");
+    let table = rows(&sim);
+    for (i, (name, _)) in queues.iter().enumerate() {
+        assert_eq!(int(&table[name], "Waiting"), i as i64 + 1, "{name}");
+    }
+    // 100 refused, split into 50 + 50; the last 20 go in one query.
+    assert_eq!(
+        observation_queries(&sim.requests()),
+        [(100, 400), (50, 200), (50, 200), (20, 200)]
+    );
+
+    // The smaller size holds for the rest of the process: no 400 again.
+    sim.clear_log();
+    for (i, (_, id)) in queues.iter().enumerate() {
+        sim.set_waiting(id, "voice", i as u32 + 2);
+    }
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.outcome(), Outcome::Ok, "{r:?}");
+    assert_eq!(
+        observation_queries(&sim.requests()),
+        [(50, 200), (50, 200), (20, 200)]
+    );
+    let table = rows(&sim);
+    for (i, (name, _)) in queues.iter().enumerate() {
+        assert_eq!(int(&table[name], "Waiting"), i as i64 + 2, "{name}");
+    }
+    let lines = log_lines_with(&["queries hold at most 50 queues", "was=100"]);
+    assert_eq!(lines.len(), 1, "logged once: {lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_for_a_single_queue_is_that_queues_error_and_costs_a_bounded_number_of_requests()
+{
+    let sim = spawn_sim(SimOptions::default()).await;
+    let queues = add_queues(&sim, "Alone", 3);
+    let mut cfg = config(&sim, &[], "* * * * * *");
+    cfg.selection.patterns = vec!["Alone *".into()];
+    let mut s = syncer(cfg);
+    assert_eq!(s.run_cycle(false).await.outcome(), Outcome::Ok);
+
+    // Every query is refused, whatever its size: the 400 is not about the batch size.
+    sim.set_max_queues_per_query(0);
+    sim.clear_log();
+    let r = s.run_cycle(false).await;
+    let mut failed: Vec<(&str, &str)> = r
+        .failed
+        .iter()
+        .map(|f| (f.queue.as_str(), f.reason.as_str()))
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed.len(), 3, "{r:?}");
+    for ((queue, reason), (name, _)) in failed.iter().zip(&queues) {
+        assert_eq!(queue, name);
+        assert!(
+            reason.contains("refused for this queue (400)"),
+            "{queue}: {reason}"
+        );
+    }
+    // 3 -> 2 + 1 -> 1 + 1 (+ 1): one request per level, never one per queue and level.
+    assert_eq!(
+        observation_queries(&sim.requests()),
+        [(3, 400), (2, 400), (1, 400), (1, 400), (1, 400)]
+    );
+    assert_eq!(
+        int(&rows(&sim)["Alone 002"], "Waiting"),
+        3,
+        "the rows keep their values"
+    );
+
+    // The size was not lowered by 400s that were not about it.
+    sim.set_max_queues_per_query(100);
+    sim.clear_log();
+    assert_eq!(s.run_cycle(false).await.outcome(), Outcome::Ok);
+    assert_eq!(observation_queries(&sim.requests()), [(3, 200)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_queues_per_query_sets_the_batch_size() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_queues(&sim, "Small", 25);
+    let body = format!(
+        "[table]\nname = \"{TABLE}\"\n\n[queues]\nmatch = [\"Small *\"]\n\n[limits]\nqueues_per_query = 10\n"
+    );
+    let cfg = config_file(&sim, &body);
+    let out = run_bin(&["once"], &cfg).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        observation_queries(&sim.requests()),
+        [(10, 200), (10, 200), (5, 200)]
+    );
+
+    let body = body.replace("queues_per_query = 10", "queues_per_query = 101");
+    let cfg = config_file(&sim, &body);
+    let out = run_bin(&["once"], &cfg).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("limits.queues_per_query") && stderr.contains("from 1 to 100"),
+        "{stderr}"
+    );
+}
