@@ -75,8 +75,7 @@ async fn a_query_refused_above_50_queues_is_split_and_every_row_is_right() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_400_for_a_single_queue_is_that_queues_error_and_costs_a_bounded_number_of_requests()
-{
+async fn a_400_for_a_single_queue_is_that_queues_error_and_costs_a_bounded_number_of_requests() {
     let sim = spawn_sim(SimOptions::default()).await;
     let queues = add_queues(&sim, "Alone", 3);
     let mut cfg = config(&sim, &[], "* * * * * *");

@@ -2,9 +2,7 @@
 
 use serde_json::Value;
 
-use super::{
-    CONVERSATION_METRICS, DURATION_METRICS, MEDIA_TYPES, USER_METRICS,
-};
+use super::{CONVERSATION_METRICS, DURATION_METRICS, MEDIA_TYPES, USER_METRICS};
 use crate::wire::ApiError;
 
 #[derive(Debug)]
