@@ -19,17 +19,23 @@ fn main() {
         .filter(|r| !r.trim().is_empty())
         .or_else(git_revision)
         .unwrap_or_else(|| "unknown".to_owned());
-    // Rebuild when HEAD moves (a commit, a checkout), so the revision stays true.
-    for path in ["HEAD", "refs/heads", "packed-refs"] {
-        if let Some(p) = git(&["rev-parse", "--git-path", path]) {
+    // Rebuild when HEAD moves (a commit, a checkout), so the revision stays true. Only
+    // HEAD and the checked-out branch's ref are watched: other branches moving (in a
+    // shared repository with several worktrees) must not rebuild this one.
+    // A watched path that does not exist would rerun this script on every build.
+    let watch = |p: String| {
+        if std::path::Path::new(&p).exists() {
             println!("cargo:rerun-if-changed={p}");
         }
-    }
+    };
+    let mut watched: Vec<String> = ["HEAD", "packed-refs"]
+        .iter()
+        .filter_map(|p| git(&["rev-parse", "--git-path", p]))
+        .collect();
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(p) = git(&["rev-parse", "--git-path", &branch]) {
-            println!("cargo:rerun-if-changed={p}");
-        }
+        watched.extend(git(&["rev-parse", "--git-path", &branch]));
     }
+    watched.into_iter().for_each(watch);
 
     let epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()

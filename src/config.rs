@@ -20,6 +20,8 @@ mod columns;
 
 /// Environment variables of the Genesys Cloud ecosystem (SDKs, CX as Code).
 pub const ENV_REGION: &str = "GENESYSCLOUD_REGION";
+/// Requests per minute Genesys Cloud allows one OAuth token (client credentials).
+pub const GENESYS_TOKEN_RPM: u32 = 300;
 pub const ENV_API_REGION: &str = "GENESYSCLOUD_API_REGION";
 pub const ENV_CLIENT_ID: &str = "GENESYSCLOUD_OAUTHCLIENT_ID";
 pub const ENV_CLIENT_SECRET: &str = "GENESYSCLOUD_OAUTHCLIENT_SECRET";
@@ -56,7 +58,12 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "config key `{}`", self.key)?;
+        // A value that came from the environment is named by its variable, not a file key.
+        if self.key.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            write!(f, "environment variable `{}`", self.key)?;
+        } else {
+            write!(f, "config key `{}`", self.key)?;
+        }
         if let Some(line) = self.line {
             write!(f, " (line {line})")?;
         }
@@ -81,6 +88,12 @@ impl ConfigError {
 }
 
 // ---------------------------------------------------------------- raw file shape
+
+/// The sections of [`RawConfig`], for the "known sections" hint (a unit test keeps the
+/// list equal to the fields serde accepts).
+pub const SECTIONS: &[&str] = &[
+    "genesys", "table", "queues", "rows", "schedule", "limits", "http", "columns",
+];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -271,6 +284,8 @@ pub struct Config {
     pub rows: RowsPolicy,
     /// The columns written to each row, in order (the default five without `[columns]`).
     pub columns: crate::sync::columns::Columns,
+    /// Valid but questionable settings, logged at load (and shown by `check`).
+    pub warnings: Vec<String>,
 }
 
 /// How a cycle's rows are written.
@@ -349,7 +364,11 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
             "pass the path of an existing, readable TOML file (see systemd/config.example.toml)",
         )
     })?;
-    parse(&text, env)
+    let cfg = parse(&text, env)?;
+    for w in &cfg.warnings {
+        tracing::warn!("{}: {w}", path.display());
+    }
+    Ok(cfg)
 }
 
 /// Reads only the `[columns]` of the file at `path` (the default five without it): what
@@ -389,7 +408,14 @@ pub fn parse(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
         ConfigError::new(
             &key,
             message,
-            "correct the TOML; known sections are [genesys], [table], [queues], [schedule], [limits], [http], [rows], [columns]",
+            format!(
+                "correct the TOML; known sections are {}",
+                SECTIONS
+                    .iter()
+                    .map(|s| format!("[{s}]"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )
         .at(line)
     })?;
@@ -582,6 +608,14 @@ impl Validator<'_> {
             None => 240,
             Some(v) => self.int_in("limits.requests_per_minute", v, 10, 10_000)? as u32,
         };
+        let mut warnings = Vec::new();
+        if requests_per_minute > GENESYS_TOKEN_RPM {
+            warnings.push(format!(
+                "limits.requests_per_minute = {requests_per_minute} is above the about {GENESYS_TOKEN_RPM} \
+                 requests per minute one OAuth token allows: expect 429 answers and waits; \
+                 240 leaves headroom"
+            ));
+        }
         let write_concurrency = match &raw.limits.write_concurrency {
             None => 4,
             Some(v) => self.int_in("limits.write_concurrency", v, 1, 32)? as usize,
@@ -598,11 +632,11 @@ impl Validator<'_> {
         let http_listen = match &raw.http.listen {
             None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             Some(s) if s.get_ref().trim().is_empty() || s.get_ref() == "off" => None,
-            Some(s) => Some(s.get_ref().trim().parse().map_err(|_| {
+            Some(s) => Some(parse_listen(s.get_ref()).ok_or_else(|| {
                 ConfigError::new(
                     "http.listen",
                     format!("`{}` is not an address", s.get_ref()),
-                    "use IP:PORT such as \"127.0.0.1:9464\" (or \"0.0.0.0:9464\" in a container), or \"off\"",
+                    "use IP:PORT such as \"127.0.0.1:9464\", \":9464\" for every interface (in a container), or \"off\"",
                 )
                 .at(self.line(s))
             })?),
@@ -629,6 +663,7 @@ impl Validator<'_> {
             http_listen,
             rows,
             columns,
+            warnings,
         })
     }
 
@@ -639,9 +674,9 @@ impl Validator<'_> {
         } else if let Some(u) = &g.api_url {
             parse_base_url("genesys.api_url", u.get_ref(), self.line(u))?
         } else {
-            let (region, line) = match (self.env.var(ENV_REGION), &g.region) {
-                (Some(r), _) => (r, None),
-                (None, Some(r)) => (r.get_ref().clone(), self.line(r)),
+            let (region, line, key) = match (self.env.var(ENV_REGION), &g.region) {
+                (Some(r), _) => (r, None, ENV_REGION),
+                (None, Some(r)) => (r.get_ref().clone(), self.line(r), "genesys.region"),
                 (None, None) => {
                     return Err(ConfigError::new(
                         "genesys.region",
@@ -656,7 +691,7 @@ impl Validator<'_> {
             let domain = region_domain(&region).ok_or_else(|| {
                 let known: Vec<&str> = REGIONS.iter().map(|(r, _)| *r).collect();
                 ConfigError::new(
-                    "genesys.region",
+                    key,
                     format!("unknown region `{region}`"),
                     format!(
                         "use a region name ({}) or your org's domain such as \"mypurecloud.com\"",
@@ -665,7 +700,7 @@ impl Validator<'_> {
                 )
                 .at(line)
             })?;
-            parse_base_url("genesys.region", &format!("https://api.{domain}"), line)?
+            parse_base_url(key, &format!("https://api.{domain}"), line)?
         };
         let login = match &g.login_url {
             Some(u) => parse_base_url("genesys.login_url", u.get_ref(), self.line(u))?,
@@ -1009,9 +1044,34 @@ fn read_at_most(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Maps a region name (`us-east-1`, `us_east_1`) or a bare domain to the domain.
+/// Parses `http.listen`: `IP:PORT`, `[IPv6]:PORT`, or `:PORT` for every IPv4 interface
+/// (the Go and Prometheus convention, `0.0.0.0:PORT`).
+pub fn parse_listen(s: &str) -> Option<SocketAddr> {
+    let s = s.trim();
+    if let Some(port) = s.strip_prefix(':') {
+        return port
+            .parse::<u16>()
+            .ok()
+            .map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
+    }
+    s.parse().ok()
+}
+
+/// Maps a region name (`us-east-1`, `us_east_1`) or a domain to the domain. A domain may
+/// be given as the API or login host (`api.mypurecloud.de`, `login.mypurecloud.de`) or
+/// as a URL (`https://api.mypurecloud.de/`): the host prefix is dropped, so the API URL
+/// does not become `api.api.`.
 pub fn region_domain(region: &str) -> Option<String> {
     let r = region.trim().to_ascii_lowercase().replace('_', "-");
+    let r = r
+        .strip_prefix("https://")
+        .unwrap_or(&r)
+        .trim_end_matches('/')
+        .to_owned();
+    let r = ["api.", "login."]
+        .iter()
+        .find_map(|p| r.strip_prefix(p).filter(|rest| rest.contains('.')))
+        .map_or(r.clone(), str::to_owned);
     if let Some((_, d)) = REGIONS.iter().find(|(name, _)| *name == r) {
         return Some((*d).to_owned());
     }
@@ -1393,5 +1453,112 @@ names = ["Sales", "Support"]
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn listen_colon_port_means_every_interface() {
+        let c = parse(
+            &BASE.replace("[genesys]", "[http]\nlisten = \":9464\"\n\n[genesys]"),
+            &with_secret(),
+        )
+        .unwrap();
+        assert_eq!(c.http_listen, Some(SocketAddr::from(([0, 0, 0, 0], 9464))));
+        assert_eq!(
+            parse_listen("[::1]:9000"),
+            Some("[::1]:9000".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen("127.0.0.1:80"),
+            Some("127.0.0.1:80".parse().unwrap())
+        );
+        for bad in [":", ":http", "9464", ":70000"] {
+            assert_eq!(parse_listen(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn region_given_as_api_or_login_host_is_not_doubled() {
+        for given in [
+            "api.mypurecloud.de",
+            "login.mypurecloud.de",
+            "https://api.mypurecloud.de/",
+            "mypurecloud.de",
+            "eu-central-1",
+        ] {
+            let text = BASE.replace("region = \"us-east-1\"", &format!("region = \"{given}\""));
+            let c = parse(&text, &with_secret()).unwrap();
+            assert_eq!(c.api_url.as_str(), "https://api.mypurecloud.de/", "{given}");
+            assert_eq!(
+                c.login_url.as_str(),
+                "https://login.mypurecloud.de/",
+                "{given}"
+            );
+        }
+        // A domain that merely starts with "api" is left alone.
+        assert_eq!(
+            region_domain("apifoo.example").as_deref(),
+            Some("apifoo.example")
+        );
+    }
+
+    #[test]
+    fn an_error_in_a_value_from_the_environment_names_the_variable() {
+        let e = env(&[(ENV_CLIENT_SECRET, "x"), (ENV_REGION, "mars-1")]);
+        let err = parse(BASE, &e).unwrap_err();
+        assert_eq!(err.key, ENV_REGION);
+        assert_eq!(err.line, None, "no file line for an env value");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("environment variable `GENESYSCLOUD_REGION`"),
+            "{text}"
+        );
+        let e = env(&[(ENV_CLIENT_SECRET, "x"), (ENV_API_REGION, "ftp://x")]);
+        let text = parse(BASE, &e).unwrap_err().to_string();
+        assert!(
+            text.starts_with("environment variable `GENESYSCLOUD_API_REGION`"),
+            "{text}"
+        );
+        // The same mistake in the file names the key and its line.
+        let text = parse(&BASE.replace("us-east-1", "mars-1"), &with_secret())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with("config key `genesys.region` (line"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_known_sections_hint_lists_every_section_serde_accepts() {
+        let err = parse("[nosuchsection]\nx = 1\n", &with_secret()).unwrap_err();
+        // toml's own message lists the fields RawConfig accepts: `a`, `b`, ...
+        let expected: Vec<&str> = err
+            .problem
+            .split("expected one of ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{}", err.problem))
+            .split(", ")
+            .map(|f| f.trim_matches(|c: char| c == '`' || c.is_whitespace()))
+            .collect();
+        let mut want = expected.clone();
+        want.sort_unstable();
+        let mut have = SECTIONS.to_vec();
+        have.sort_unstable();
+        assert_eq!(have, want, "update SECTIONS");
+        for s in SECTIONS {
+            assert!(err.fix.contains(&format!("[{s}]")), "{}", err.fix);
+        }
+    }
+
+    #[test]
+    fn requests_per_minute_above_what_a_token_allows_warns() {
+        let text = format!("{BASE}\n[limits]\nrequests_per_minute = 400\n");
+        let c = parse(&text, &with_secret()).unwrap();
+        assert_eq!(c.requests_per_minute, 400);
+        assert_eq!(c.warnings.len(), 1);
+        assert!(c.warnings[0].contains("about 300"), "{:?}", c.warnings);
+        let text = format!("{BASE}\n[limits]\nrequests_per_minute = 300\n");
+        assert!(parse(&text, &with_secret()).unwrap().warnings.is_empty());
+        assert!(parse(BASE, &with_secret()).unwrap().warnings.is_empty());
     }
 }

@@ -51,5 +51,6 @@ pub fn config(org: &LocalOrg<'_>, queue_names: Vec<String>, cron: &str) -> anyho
         http_listen: None,
         rows: RowsPolicy::default(),
         columns: Columns::default(),
+        warnings: Vec::new(),
     })
 }
