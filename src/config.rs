@@ -92,7 +92,7 @@ impl ConfigError {
 /// The sections of [`RawConfig`], for the "known sections" hint (a unit test keeps the
 /// list equal to the fields serde accepts).
 pub const SECTIONS: &[&str] = &[
-    "genesys", "table", "queues", "rows", "schedule", "limits", "http", "columns",
+    "genesys", "table", "queues", "rows", "schedule", "limits", "http", "columns", "log",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +112,14 @@ struct RawConfig {
     #[serde(default)]
     rows: RawRows,
     columns: Option<columns::RawColumns>,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +185,7 @@ struct RawLimits {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<Spanned<String>>,
+    queue_metrics: Option<bool>,
 }
 
 // ---------------------------------------------------------------- validated config
@@ -284,7 +293,11 @@ pub struct Config {
     pub rows: RowsPolicy,
     /// The columns written to each row, in order (the default five without `[columns]`).
     pub columns: crate::sync::columns::Columns,
-    /// Valid but questionable settings, logged at load (and shown by `check`).
+    /// Per-queue gauges on /metrics (`http.queue_metrics`, default on).
+    pub queue_metrics: bool,
+    /// `[log] level`: the log filter when neither `--log-level` nor `RUST_LOG` sets one.
+    pub log_level: Option<String>,
+    /// Valid but questionable settings, logged as warnings by `load` (so `check` shows them).
     pub warnings: Vec<String>,
 }
 
@@ -642,6 +655,18 @@ impl Validator<'_> {
             })?),
         };
 
+        let log_level = match &raw.log.level {
+            None => None,
+            Some(l) => Some(crate::telemetry::parse_log_level(l.get_ref()).map_err(|problem| {
+                ConfigError::new(
+                    "log.level",
+                    problem,
+                    "use error, warn, info, debug or trace, or a filter such as \"info,genesys_queue_sync=debug\"",
+                )
+                .at(self.line(l))
+            })?),
+        };
+
         Ok(Config {
             api_url,
             login_url,
@@ -663,6 +688,8 @@ impl Validator<'_> {
             http_listen,
             rows,
             columns,
+            queue_metrics: raw.http.queue_metrics.unwrap_or(true),
+            log_level,
             warnings,
         })
     }
@@ -1548,6 +1575,31 @@ names = ["Sales", "Support"]
         for s in SECTIONS {
             assert!(err.fix.contains(&format!("[{s}]")), "{}", err.fix);
         }
+    }
+
+    #[test]
+    fn log_level_and_queue_metrics_have_defaults_and_refuse_nonsense() {
+        let c = parse(BASE, &with_secret()).unwrap();
+        assert_eq!((c.log_level, c.queue_metrics), (None, true));
+        let text = format!("{BASE}\n[log]\nlevel = \"debug\"\n\n[http]\nqueue_metrics = false\n");
+        let c = parse(&text, &with_secret()).unwrap();
+        assert_eq!(
+            (c.log_level.as_deref(), c.queue_metrics),
+            (Some("debug"), false)
+        );
+        let e = parse(
+            &format!("{BASE}\n[log]\nlevel = \"verbose\"\n"),
+            &with_secret(),
+        )
+        .unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("log.level", Some(13)));
+        assert!(e.problem.contains("`verbose`"), "{e}");
+        let e = parse(
+            &format!("{BASE}\n[http]\nqueue_metrics = \"no\"\n"),
+            &with_secret(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("queue_metrics"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::schedule::{self, Exit, Grace};
 use crate::sync::{CycleReport, Outcome, Syncer};
+use crate::telemetry::LogControl;
 
 /// Called after every cycle (the demo draws the table from it).
 pub type CycleHook = Arc<dyn Fn(&CycleReport) + Send + Sync>;
@@ -27,6 +28,8 @@ pub struct RunOptions {
     pub retry: RetryPolicy,
     pub on_cycle: Option<CycleHook>,
     pub grace: Grace,
+    /// The process's log filter, for the config's `[log] level`.
+    pub log: LogControl,
 }
 
 impl RunOptions {
@@ -37,6 +40,7 @@ impl RunOptions {
             retry: RetryPolicy::default(),
             on_cycle: None,
             grace: Grace::default(),
+            log: LogControl::detached(),
         }
     }
 }
@@ -44,6 +48,7 @@ impl RunOptions {
 /// The daemon: health listener, then a cycle now and on every cron tick until shutdown.
 pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     let cfg = Arc::new(cfg);
+    apply_log_level(&opts.log, &cfg);
     let metrics = Metrics::new();
     let health = Health::new(cfg.schedule.period, metrics.clone());
     let stop_aux = CancellationToken::new();
@@ -94,7 +99,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     // pipeline (a new config) does so between cycles, under this lock.
     let state = Arc::new(Mutex::new(Cycles {
         syncer: Syncer::new(client, cfg.clone()),
-        signals: Signals::new(metrics, health.clone()),
+        signals: Signals::new(metrics, health.clone()).queue_metrics(cfg.queue_metrics),
         done: 0,
     }));
     let hook = opts.on_cycle.clone();
@@ -131,6 +136,18 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     Ok(exit)
 }
 
+/// Applies the config's `[log] level` (unless `--log-level` or `RUST_LOG` fixed it); a
+/// config without one goes back to the default level.
+fn apply_log_level(log: &LogControl, cfg: &Config) {
+    match log.apply_config_level(cfg.log_level.as_deref()) {
+        Ok(Some(now)) => tracing::info!(filter = %now, "log level set by [log] level"),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot apply [log] level; the log level is unchanged")
+        }
+    }
+}
+
 /// What lives from one cycle to the next.
 struct Cycles {
     syncer: Syncer,
@@ -152,6 +169,8 @@ pub struct Signals {
     metrics: Metrics,
     health: Health,
     streak: FailureStreak,
+    /// Per-queue gauges on /metrics (`[http] queue_metrics`).
+    queue_metrics: bool,
 }
 
 impl Signals {
@@ -160,7 +179,18 @@ impl Signals {
             metrics,
             health,
             streak: FailureStreak::default(),
+            queue_metrics: true,
         }
+    }
+
+    /// Whether per-queue gauges are exported (`[http] queue_metrics`, default on).
+    pub fn queue_metrics(mut self, on: bool) -> Self {
+        self.set_queue_metrics(on);
+        self
+    }
+
+    fn set_queue_metrics(&mut self, on: bool) {
+        self.queue_metrics = on;
     }
 
     pub fn record(&mut self, r: &CycleReport) {
@@ -178,7 +208,7 @@ impl Signals {
         m.rows_inc("skipped", r.skipped as u64);
         m.rows_inc("deferred", r.deferred as u64);
         m.rows_inc("failed", r.failed.len() as u64);
-        for (t, values) in &r.written {
+        for (t, values) in r.written.iter().filter(|_| self.queue_metrics) {
             for (column, value) in r.columns.iter().zip(values.iter()) {
                 m.queue_value(&t.name, &column.name, *value as i64);
             }

@@ -51,6 +51,8 @@ pub fn config(org: &LocalOrg<'_>, queue_names: Vec<String>, cron: &str) -> anyho
         http_listen: None,
         rows: RowsPolicy::default(),
         columns: Columns::default(),
+        queue_metrics: true,
+        log_level: None,
         warnings: Vec::new(),
     })
 }

@@ -38,10 +38,13 @@ fn main() -> ExitCode {
             "info"
         },
     };
-    if let Err(e) = telemetry::init(&settings) {
-        eprintln!("error: {e:#}");
-        return ExitCode::from(2);
-    }
+    let log = match telemetry::init(&settings) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -67,5 +70,5 @@ fn main() -> ExitCode {
             }
         };
     }
-    ExitCode::from(runtime.block_on(genesys_queue_sync::commands::dispatch(cli)))
+    ExitCode::from(runtime.block_on(genesys_queue_sync::commands::dispatch(cli, log)))
 }

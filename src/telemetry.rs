@@ -177,6 +177,8 @@ fn build_filter(filter: &str, quiet: bool) -> Result<EnvFilter, anyhow::Error> {
 pub struct LogControl {
     handle: Option<reload::Handle<EnvFilter, Registry>>,
     explicit: bool,
+    /// The filter when the config names no level (the command's default).
+    default: String,
     current: Arc<std::sync::Mutex<String>>,
 }
 
@@ -186,13 +188,16 @@ impl LogControl {
         Self {
             handle: None,
             explicit: true,
+            default: String::new(),
             current: Arc::default(),
         }
     }
 
-    /// Applies a config's `[log] level` unless --log-level or RUST_LOG fixed the level.
-    /// Returns the filter now in force when it changed.
-    pub fn apply_config_level(&self, level: &str) -> anyhow::Result<Option<String>> {
+    /// Applies a config's `[log] level` unless --log-level or RUST_LOG fixed the level;
+    /// None (a reloaded config without one) goes back to the default. Returns the filter
+    /// now in force when it changed.
+    pub fn apply_config_level(&self, level: Option<&str>) -> anyhow::Result<Option<String>> {
+        let level = level.unwrap_or(&self.default);
         let Some(handle) = &self.handle else {
             return Ok(None);
         };
@@ -231,6 +236,7 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<LogControl> {
     Ok(LogControl {
         handle: Some(handle),
         explicit: p.explicit,
+        default: p.filter.clone(),
         current: Arc::new(std::sync::Mutex::new(p.filter)),
     })
 }

@@ -14,6 +14,7 @@ use crate::cli::{Cli, Command, TableCommand};
 use crate::config::{self, Config, ConfigError, ProcessEnv};
 use crate::daemon::{self, RunOptions};
 use crate::schedule::Exit;
+use crate::telemetry::LogControl;
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -23,11 +24,16 @@ pub mod exit {
     pub const STALLED: u8 = 3;
 }
 
-pub async fn dispatch(cli: Cli) -> u8 {
+/// Runs the command; `log` changes the process's log filter (the config's `[log] level`).
+pub async fn dispatch(cli: Cli, log: LogControl) -> u8 {
     match cli.command {
         Command::Run(c) => {
             with_config(&c.config, |cfg| async move {
-                match daemon::run(cfg, RunOptions::new(shutdown_on_signals())).await {
+                let opts = RunOptions {
+                    log,
+                    ..RunOptions::new(shutdown_on_signals())
+                };
+                match daemon::run(cfg, opts).await {
                     Ok(Exit::Shutdown) => exit::OK,
                     Ok(Exit::Stalled(_)) => exit::STALLED,
                     Err(e) => {
