@@ -6,10 +6,14 @@
 
 mod support;
 
+use std::time::Duration;
+
+use genesys_queue_sync::genesys::RetryPolicy;
 use genesys_queue_sync::sync::Outcome;
-use genesys_sim::{LoggedRequest, Sim, SimOptions};
+use genesys_sim::{Fault, FaultAction, LoggedRequest, Match, Sim, SimOptions};
 use support::logs::log_lines_with;
 use support::*;
+use tokio_util::sync::CancellationToken;
 
 /// `n` queues named `prefix 000`.. with `i + 1` voice interactions waiting in queue `i`
 /// (never 0: Genesys leaves a queue with nothing to report out of the answer).
@@ -144,4 +148,73 @@ async fn limits_queues_per_query_sets_the_batch_size() {
         stderr.contains("limits.queues_per_query") && stderr.contains("from 1 to 100"),
         "{stderr}"
     );
+}
+
+/// Genesys' 429 body since mid-2023 (its announcement's example), naming the limit hit.
+fn limited_429(retry_after: u64) -> FaultAction {
+    FaultAction::Reply {
+        status: 429,
+        body: serde_json::json!({
+            "message": format!("Rate limit exceeded the maximum. Retry the request in [{retry_after}] seconds"),
+            "code": "too.many.requests.retry.after",
+            "status": 429,
+            "details": [],
+            "errors": [],
+            "limit": {"key": "user.rate.per.minute", "namespace": "directory", "value": 180}
+        })
+        .to_string(),
+        retry_after: Some(retry_after),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_naming_its_limit_is_logged_with_it_and_reported_when_given_up() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_queues(&sim, "Limited", 2);
+    let mut cfg = config(&sim, &[], "* * * * * *");
+    cfg.selection.patterns = vec!["Limited *".into()];
+    let _ = support::logs::logs();
+    let retry = RetryPolicy {
+        max_retry_after: Duration::from_secs(1),
+        ..fast_retry()
+    };
+    let mut s = syncer_with(cfg, retry, CancellationToken::new());
+    // Waited out (1 s), then the cycle goes on.
+    sim.inject(Fault {
+        matcher: Match::Path {
+            method: Some("POST"),
+            contains: "/observations/query".into(),
+        },
+        action: limited_429(1),
+        times: 1,
+    });
+    assert_eq!(s.run_cycle(false).await.outcome(), Outcome::Ok);
+    let lines = log_lines_with(&[
+        "rate limited (429)",
+        "limit_key=\"user.rate.per.minute\"",
+        "limit_namespace=\"directory\"",
+        "limit_value=180",
+    ]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+
+    // A Retry-After longer than the call may wait: the queues fail, naming the limit.
+    sim.inject(Fault {
+        matcher: Match::Path {
+            method: Some("POST"),
+            contains: "/observations/query".into(),
+        },
+        action: limited_429(5),
+        times: 1,
+    });
+    let r = s.run_cycle(false).await;
+    assert_eq!(r.failed.len(), 2, "{r:?}");
+    for f in &r.failed {
+        assert!(
+            f.reason.contains(
+                "the limit hit: key user.rate.per.minute in namespace directory, value 180"
+            ),
+            "{}",
+            f.reason
+        );
+    }
 }

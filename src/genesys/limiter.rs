@@ -104,6 +104,8 @@ impl Limiter {
 
     /// Slows down before the wall: when the server reports its per-token window almost
     /// used up (`inin-ratelimit-count` near `inin-ratelimit-allowed`), wait for the reset.
+    /// Genesys removed these headers in June 2021: honoured when present, never relied on
+    /// (the per-minute budget is what keeps the daemon under the limit).
     pub fn observe_headers(&self, headers: &HeaderMap) {
         let num =
             |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };

@@ -71,10 +71,12 @@ pub enum ApiError {
         code: String,
         message: String,
     },
-    #[error("{endpoint}: still rate limited (429) after {attempts} attempts")]
+    #[error("{endpoint}: still rate limited (429) after {attempts} attempts{}", limit.as_ref().map(|l| format!("; the limit hit: {l}")).unwrap_or_default())]
     RateLimited {
         endpoint: &'static str,
         attempts: u32,
+        /// The limit the 429's body names, when it names one.
+        limit: Option<RateLimit>,
     },
     #[error("{endpoint}: {message}")]
     Transport {
@@ -123,6 +125,54 @@ struct ErrorBody {
     code: Option<String>,
     #[serde(default)]
     message: Option<String>,
+}
+
+/// The limit a 429 names: since mid-2023 Genesys may add `"limit": {"key", "namespace",
+/// "value"}` to the body (not guaranteed: "discretionary based on the specific limit").
+/// Text from the network, so both strings are redacted and capped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub key: String,
+    pub namespace: String,
+    pub value: Option<u64>,
+}
+
+impl RateLimit {
+    /// The `limit` of a 429 body, if it has one.
+    pub fn from_body(body: &[u8]) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Body {
+            limit: Option<Limit>,
+        }
+        #[derive(Deserialize)]
+        struct Limit {
+            #[serde(default)]
+            key: Option<String>,
+            #[serde(default)]
+            namespace: Option<String>,
+            #[serde(default)]
+            value: Option<serde_json::Value>,
+        }
+        let l = serde_json::from_slice::<Body>(body).ok()?.limit?;
+        let text = |s: Option<String>| redact::cap(&redact::excerpt(&s.unwrap_or_default()), 80);
+        let key = text(l.key);
+        let namespace = text(l.namespace);
+        (!key.is_empty() || !namespace.is_empty()).then(|| Self {
+            key,
+            namespace,
+            value: l.value.as_ref().and_then(serde_json::Value::as_u64),
+        })
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "key {} in namespace {}", self.key, self.namespace)?;
+        if let Some(v) = self.value {
+            write!(f, ", value {v}")?;
+        }
+        Ok(())
+    }
 }
 
 /// One API request to make; the body is JSON.
@@ -331,12 +381,20 @@ impl Client {
                             // Retry-After, including when this call gives up below, or the
                             // other calls (and the next cycle) would hit the wall again.
                             inner.limiter.pause_for(wait);
+                            // Which limit was hit, when the body says (so an admin knows
+                            // whether it is the token's 300/min or some other limit).
+                            let limit = self
+                                .read_body(endpoint, resp)
+                                .await
+                                .ok()
+                                .and_then(|b| RateLimit::from_body(&b));
                             if attempt >= inner.retry.max_attempts
                                 || wait > inner.retry.max_retry_after
                             {
                                 return Err(ApiError::RateLimited {
                                     endpoint,
                                     attempts: attempt,
+                                    limit,
                                 });
                             }
                             // Never earlier than Retry-After; jitter only adds.
@@ -344,6 +402,9 @@ impl Client {
                             tracing::warn!(
                                 endpoint,
                                 retry_after_s = wait.as_secs_f64(),
+                                limit_key = limit.as_ref().map(|l| l.key.as_str()),
+                                limit_namespace = limit.as_ref().map(|l| l.namespace.as_str()),
+                                limit_value = limit.as_ref().and_then(|l| l.value),
                                 "rate limited (429), waiting as told"
                             );
                             inner
@@ -577,6 +638,25 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         h.insert(header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn a_429_body_names_its_limit_when_it_has_one() {
+        let body = br#"{"message":"Rate limit exceeded the maximum. Retry the request in [22] seconds","code":"too.many.requests.retry.after","status":429,"limit":{"key":"user.rate.per.minute","namespace":"directory","value":180}}"#;
+        let l = RateLimit::from_body(body).unwrap();
+        assert_eq!(
+            l.to_string(),
+            "key user.rate.per.minute in namespace directory, value 180"
+        );
+        // Not guaranteed by Genesys: no limit, an empty one, or no JSON at all.
+        assert_eq!(
+            RateLimit::from_body(br#"{"code":"too.many.requests"}"#),
+            None
+        );
+        assert_eq!(RateLimit::from_body(br#"{"limit":{}}"#), None);
+        assert_eq!(RateLimit::from_body(b"<html>slow down</html>"), None);
+        let l = RateLimit::from_body(br#"{"limit":{"key":"k","namespace":"n"}}"#).unwrap();
+        assert_eq!(l.to_string(), "key k in namespace n");
     }
 
     #[test]

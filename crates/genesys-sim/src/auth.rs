@@ -24,6 +24,9 @@ pub(crate) struct Auth {
     client_id: String,
     client_secret: String,
     tokens: HashMap<String, Token>,
+    /// Whether answers carry `inin-ratelimit-*` headers (Genesys removed them in June
+    /// 2021; off unless a test turns them on).
+    pub(crate) legacy_headers: bool,
 }
 
 /// Rate-limit state reported in `inin-ratelimit-*` headers.
@@ -51,6 +54,7 @@ impl Auth {
             client_id: client_id.to_owned(),
             client_secret: client_secret.to_owned(),
             tokens: HashMap::new(),
+            legacy_headers: false,
         }
     }
 

@@ -332,6 +332,12 @@ impl Sim {
         self.org().max_observation_queues = n;
     }
 
+    /// While on, API answers carry the `inin-ratelimit-count/allowed/reset` headers, as
+    /// Genesys did until June 2021 (off by default, as today).
+    pub fn send_legacy_rate_headers(&self, on: bool) {
+        lock(&self.handle.shared.auth).legacy_headers = on;
+    }
+
     /// While on, uploaded import jobs stay `Processing` for ever.
     pub fn stall_imports(&self, on: bool) {
         self.org().import_script.stall = on;

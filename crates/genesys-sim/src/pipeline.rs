@@ -181,7 +181,10 @@ fn fault_reply(status: u16, retry_after: Option<u64>, login: bool) -> Reply {
             "The client did not produce a request in time.",
         ),
         409 => ("conflict", "The request conflicts with the current state."),
-        429 => ("too.many.requests", "Rate limit exceeded the maximum."),
+        429 => (
+            "too.many.requests.retry.after",
+            "Rate limit exceeded the maximum. Retry the request in a few seconds",
+        ),
         500 => (
             "internal.server.error",
             "The server encountered an unexpected condition which prevented it from fulfilling the request.",
@@ -217,7 +220,12 @@ fn fault_reply(status: u16, retry_after: Option<u64>, login: bool) -> Reply {
     }
 }
 
-fn with_rate(reply: Reply, rate: RateHeaders) -> Reply {
+/// The `inin-ratelimit-*` headers, only when a test turned the legacy headers on: Genesys
+/// removed them in June 2021.
+fn with_rate(reply: Reply, rate: RateHeaders, legacy: bool) -> Reply {
+    if !legacy {
+        return reply;
+    }
     reply
         .with_header("inin-ratelimit-count", rate.count.to_string())
         .with_header("inin-ratelimit-allowed", rate.allowed.to_string())
@@ -242,18 +250,35 @@ fn answer(app: &AppState, parts: &axum::http::request::Parts, path: &str, body: 
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
     let limit = shared.cfg.rate_limit_per_minute;
-    let admission = lock(&shared.auth).admit(token, limit, Instant::now());
+    let (admission, legacy) = {
+        let mut auth = lock(&shared.auth);
+        (
+            auth.admit(token, limit, Instant::now()),
+            auth.legacy_headers,
+        )
+    };
     match admission {
         Admission::Unauthorized => {
             ApiError::new(401, "authentication.required", "Authentication failed").into()
         }
         Admission::Limited { retry_after, rate } => {
-            let e = ApiError::new(
-                429,
-                "too.many.requests",
-                format!("Rate limit exceeded the maximum. [{limit}] requests for [60] seconds"),
-            );
-            with_rate(Reply::from(e), rate).with_header("Retry-After", retry_after.to_string())
+            // The normalized 429 (since 2021) with the limit it names (since mid-2023).
+            // The key is Genesys' name of the per-token limit; the namespace is an
+            // assumption (Genesys' example names `directory` for a directory limit).
+            let body = json!({
+                "message": format!("Rate limit exceeded the maximum. Retry the request in [{retry_after}] seconds"),
+                "code": "too.many.requests.retry.after",
+                "status": 429,
+                "details": [],
+                "errors": [],
+                "limit": {
+                    "key": "client.credentials.token.rate.per.minute",
+                    "namespace": "platform.api",
+                    "value": limit,
+                },
+            });
+            with_rate(Reply::json(429, body), rate, legacy)
+                .with_header("Retry-After", retry_after.to_string())
         }
         Admission::Admitted { rate } => {
             let req = ApiRequest {
@@ -263,7 +288,7 @@ fn answer(app: &AppState, parts: &axum::http::request::Parts, path: &str, body: 
                 headers: &parts.headers,
                 body: &body,
             };
-            with_rate(routes::api(shared, &req), rate)
+            with_rate(routes::api(shared, &req), rate, legacy)
         }
     }
 }

@@ -51,9 +51,14 @@ async fn login_and_bearer_auth() {
     let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(header(&r, "inin-correlation-id").is_some());
+    // Removed by Genesys in June 2021: absent unless a test asks for them.
+    assert!(header(&r, "inin-ratelimit-count").is_none());
+    sim.send_legacy_rate_headers(true);
+    let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(header(&r, "inin-ratelimit-allowed").as_deref(), Some("300"));
-    assert_eq!(header(&r, "inin-ratelimit-count").as_deref(), Some("1"));
+    assert_eq!(header(&r, "inin-ratelimit-count").as_deref(), Some("2"));
     assert!(header(&r, "inin-ratelimit-reset").is_some());
+    sim.send_legacy_rate_headers(false);
 
     // Secret rotation: the old secret stops working, issued tokens keep working.
     sim.set_credentials("sim-client-id", "rotated");
@@ -108,6 +113,7 @@ async fn rate_limit_answers_429_with_retry_after() {
         ..SimOptions::default()
     })
     .await;
+    env.sim.send_legacy_rate_headers(true);
     for i in 1..=3 {
         let r = env.get("/api/v2/routing/queues").await;
         assert_eq!(r.status(), 200);
@@ -119,12 +125,20 @@ async fn rate_limit_answers_429_with_retry_after() {
         let retry: u64 = header(&r, "retry-after").unwrap().parse().unwrap();
         assert!((1..=60).contains(&retry), "{retry}");
         assert_eq!(header(&r, "inin-ratelimit-allowed").as_deref(), Some("3"));
+        // Genesys' normalized 429 body, with the limit it names.
         let v = body(r).await;
-        assert_eq!(v["code"], "too.many.requests");
+        assert_eq!(v["code"], "too.many.requests.retry.after");
         assert_eq!(
             v["message"],
-            "Rate limit exceeded the maximum. [3] requests for [60] seconds"
+            format!("Rate limit exceeded the maximum. Retry the request in [{retry}] seconds")
         );
+        assert_eq!(v["status"], 429);
+        assert!(v["contextId"].is_string());
+        assert_eq!(
+            v["limit"]["key"],
+            "client.credentials.token.rate.per.minute"
+        );
+        assert_eq!(v["limit"]["value"], 3);
     }
     // A new token has its own budget.
     let fresh = login(&env.sim, &env.http, "sim-client-id", "sim-client-secret")
