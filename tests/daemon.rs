@@ -65,6 +65,27 @@ async fn dry_run_reads_but_writes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_exits_non_zero_and_names_a_configured_queue_that_does_not_exist() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    let cfg = config_file(&sim, &queues_toml(&["Sales", "Nowhere"]));
+    for args in [&["once"][..], &["once", "--dry-run"][..]] {
+        let out = run_bin(args, &cfg).await;
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}{stderr}");
+        assert!(
+            stdout.contains("✗ not found: name \"Nowhere\""),
+            "{args:?}: {stdout}"
+        );
+        assert!(stdout.lines().any(|l| l.starts_with("Sales")), "{stdout}");
+    }
+    // The queue that exists is still written.
+    assert_eq!(int(&rows(&sim)["Sales"], "Idle"), 2);
+    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    assert_eq!(run_bin(&["once"], &cfg).await.status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_150_queues_into_two_observation_queries() {
     let sim = spawn_sim(SimOptions::default()).await;
     let names: Vec<String> = (0..150).map(|i| format!("Q{i:03}")).collect();

@@ -12,7 +12,8 @@ use crate::metrics::Metrics;
 use crate::sync::columns::Columns;
 use crate::sync::{CycleReport, Outcome, Syncer};
 
-/// One cycle, printed as a table. Exit 0 only when every queue was observed (and written).
+/// One cycle, printed as a table. Exit 0 only when every configured queue was found and
+/// every queue observed (and written), as `check` does for a missing queue.
 pub async fn once(cfg: Config, dry_run: bool, shutdown: CancellationToken) -> u8 {
     let cfg = Arc::new(cfg);
     let client = match Client::new(&cfg, Metrics::new(), shutdown) {
@@ -26,7 +27,7 @@ pub async fn once(cfg: Config, dry_run: bool, shutdown: CancellationToken) -> u8
     let mut syncer = Syncer::new(client, cfg);
     let report = syncer.run_cycle(dry_run).await;
     print!("{}", render_report(&columns, &report));
-    if report.outcome() == Outcome::Ok {
+    if report.outcome() == Outcome::Ok && report.missing.is_empty() {
         exit::OK
     } else {
         exit::FAILURE
@@ -58,6 +59,12 @@ pub fn render_report(columns: &Columns, r: &CycleReport) -> String {
             let _ = write!(out, " {:>w$}", v, w = c.name.chars().count().max(5));
         }
         let _ = writeln!(out, "  {at}");
+    }
+    for m in &r.missing {
+        let _ = writeln!(
+            out,
+            "✗ not found: {m} (no such queue in Genesys Cloud; check [queues])"
+        );
     }
     for f in &r.failed {
         let _ = writeln!(out, "✗ {}: {}", f.queue, f.reason);

@@ -115,6 +115,7 @@ impl Syncer {
             .ensure(client, &self.cfg)
             .await
             .map_err(at(Stage::Resolve))?;
+        report.missing = self.selection.missing().to_vec();
         if self.selection.targets().is_empty() {
             return Err((Stage::Resolve, CycleError::NoQueues));
         }

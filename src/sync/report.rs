@@ -118,6 +118,8 @@ pub struct CycleReport {
     pub imported: bool,
     /// Queues that were not kept fresh, with the stage and the reason.
     pub failed: Vec<QueueFailure>,
+    /// Configured queue names and ids Genesys does not know (from the last resolution).
+    pub missing: Vec<String>,
     /// A problem that stopped the cycle before writing anything.
     pub error: Option<CycleFailure>,
     /// Whether a token could be had; None when the cycle did not get that far.

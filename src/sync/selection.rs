@@ -63,6 +63,8 @@ pub struct Selection {
     /// Row keys now written from another queue than before: what the table holds for
     /// them came from the queue that had the key, so it is not to be trusted.
     rekeyed: Vec<String>,
+    /// Configured names and ids the last resolution did not find (`name "X"`, `id Y`).
+    missing: Vec<String>,
 }
 
 /// What a lookup by id says about a target.
@@ -76,6 +78,11 @@ enum Confirmed {
 }
 
 impl Selection {
+    /// Configured names and ids the last resolution did not find.
+    pub fn missing(&self) -> &[String] {
+        &self.missing
+    }
+
     pub fn targets(&self) -> &[Target] {
         &self.targets
     }
@@ -143,6 +150,7 @@ impl Selection {
                 for m in &res.missing {
                     tracing::warn!(queue = %m, "no such queue in Genesys Cloud; check [queues]");
                 }
+                self.missing.clone_from(&res.missing);
                 if res.targets.len() >= MAX_ROWS && cfg.rows.heartbeat_key.is_some() {
                     tracing::warn!(
                         queues = res.targets.len(),
