@@ -1,7 +1,7 @@
 //! OAuth: the client credentials, issued tokens, and each token's sliding one-minute rate
 //! window (Genesys limits requests per token).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -13,16 +13,25 @@ const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 const TOKEN_LEN: usize = 86;
 
 struct Token {
+    /// The OAuth client it was issued to (its grants apply to the token's requests).
+    client: String,
     expires_at: Instant,
     revoked: bool,
     /// Arrival times of admitted requests in the last minute.
     window: VecDeque<Instant>,
 }
 
-/// Client credentials and issued tokens with their rate-limit windows.
+/// One OAuth client: its credentials and the permissions its roles grant.
+struct OAuthClient {
+    id: String,
+    secret: String,
+    grants: BTreeSet<String>,
+}
+
+/// OAuth clients and issued tokens with their rate-limit windows. The first client is the
+/// one `SimOptions` names; tests may add others.
 pub(crate) struct Auth {
-    client_id: String,
-    client_secret: String,
+    clients: Vec<OAuthClient>,
     tokens: HashMap<String, Token>,
     /// Whether answers carry `inin-ratelimit-*` headers (Genesys removed them in June
     /// 2021; off unless a test turns them on).
@@ -51,24 +60,68 @@ fn ceil_secs(d: Duration) -> u64 {
 impl Auth {
     pub(crate) fn new(client_id: &str, client_secret: &str) -> Auth {
         Auth {
-            client_id: client_id.to_owned(),
-            client_secret: client_secret.to_owned(),
+            clients: vec![OAuthClient {
+                id: client_id.to_owned(),
+                secret: client_secret.to_owned(),
+                grants: crate::permissions::all(),
+            }],
             tokens: HashMap::new(),
             legacy_headers: false,
         }
     }
 
-    pub(crate) fn client_id(&self) -> &str {
-        &self.client_id
+    /// The id of the client the token was issued to (the first client's when unknown).
+    pub(crate) fn client_id(&self, token: Option<&str>) -> &str {
+        token
+            .and_then(|t| self.tokens.get(t))
+            .map(|t| t.client.as_str())
+            .or_else(|| self.clients.first().map(|c| c.id.as_str()))
+            .unwrap_or_default()
     }
 
-    pub(crate) fn client_matches(&self, id: &str, secret: &str) -> bool {
-        id == self.client_id && secret == self.client_secret
+    /// The client these credentials authenticate, if any.
+    pub(crate) fn authenticate(&self, id: &str, secret: &str) -> Option<String> {
+        self.clients
+            .iter()
+            .find(|c| c.id == id && c.secret == secret)
+            .map(|c| c.id.clone())
     }
 
+    /// Replaces the first client's credentials (its grants stay).
     pub(crate) fn set_credentials(&mut self, id: &str, secret: &str) {
-        id.clone_into(&mut self.client_id);
-        secret.clone_into(&mut self.client_secret);
+        if let Some(c) = self.clients.first_mut() {
+            id.clone_into(&mut c.id);
+            secret.clone_into(&mut c.secret);
+        }
+    }
+
+    /// Adds a client (or replaces the one of that id) with exactly these grants.
+    pub(crate) fn add_client(&mut self, id: &str, secret: &str, grants: BTreeSet<String>) {
+        self.clients.retain(|c| c.id != id);
+        self.clients.push(OAuthClient {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+            grants,
+        });
+    }
+
+    /// The grants of a client (the first one when `id` is None); None for an unknown id.
+    pub(crate) fn grants_mut(&mut self, id: Option<&str>) -> Option<&mut BTreeSet<String>> {
+        match id {
+            None => self.clients.first_mut(),
+            Some(id) => self.clients.iter_mut().find(|c| c.id == id),
+        }
+        .map(|c| &mut c.grants)
+    }
+
+    /// Whether the token's client holds at least one of `any_of`. Grants are read at each
+    /// request: a role change applies to tokens already issued.
+    pub(crate) fn permits(&self, token: Option<&str>, any_of: &[&str]) -> bool {
+        let client = self.client_id(token);
+        self.clients
+            .iter()
+            .find(|c| c.id == client)
+            .is_some_and(|c| any_of.iter().any(|p| c.grants.contains(*p)))
     }
 
     pub(crate) fn revoke_all(&mut self) {
@@ -83,7 +136,7 @@ impl Auth {
         }
     }
 
-    pub(crate) fn issue(&mut self, ttl_secs: u64) -> String {
+    pub(crate) fn issue(&mut self, client: &str, ttl_secs: u64) -> String {
         let now = Instant::now();
         // Dead tokens answer 401 whether or not they are remembered; forget them.
         self.tokens.retain(|_, t| !t.revoked && t.expires_at > now);
@@ -96,6 +149,7 @@ impl Auth {
         self.tokens.insert(
             token.clone(),
             Token {
+                client: client.to_owned(),
                 expires_at: now + Duration::from_secs(ttl_secs),
                 revoked: false,
                 window: VecDeque::new(),
@@ -210,7 +264,7 @@ mod tests {
     #[test]
     fn sliding_window() {
         let mut auth = Auth::new("id", "secret");
-        let tok = auth.issue(3600);
+        let tok = auth.issue("id", 3600);
         let t0 = Instant::now();
         for i in 0..3u64 {
             let now = t0 + Duration::from_secs(i * 10);
@@ -252,7 +306,7 @@ mod tests {
             auth.admit(Some(&tok), 0, t0 + Duration::from_secs(3600)),
             Admission::Unauthorized
         );
-        let tok2 = auth.issue(3600);
+        let tok2 = auth.issue("id", 3600);
         auth.revoke_all();
         assert_eq!(auth.admit(Some(&tok2), 0, now), Admission::Unauthorized);
         assert_eq!(auth.admit(Some("nope"), 0, now), Admission::Unauthorized);

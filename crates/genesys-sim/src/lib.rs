@@ -11,6 +11,7 @@
 //! - `analytics`: conversation counts, ground truth, observation queries;
 //! - `tables`: data tables, schemas, rows, CSV import jobs;
 //! - `auth`: client credentials, tokens, the per-token rate window;
+//! - `permissions`: what each endpoint requires, and Genesys' 403 bodies;
 //! - `pipeline`: what every request goes through (log, latency, faults, auth, rate limit);
 //! - `routes`: maps requests onto the org; `net`: the listener that can drop a connection;
 //! - `org`: the one struct holding every concern's state; `wire`: ErrorBody, ids, timestamps.
@@ -21,6 +22,7 @@ mod directory;
 mod net;
 mod notifications;
 mod org;
+mod permissions;
 mod pipeline;
 mod routes;
 mod tables;
@@ -360,6 +362,54 @@ impl Sim {
     /// secret is rotated in Genesys.
     pub fn set_credentials(&self, client_id: &str, client_secret: &str) {
         lock(&self.handle.shared.auth).set_credentials(client_id, client_secret);
+    }
+
+    /// Grants a permission to the client `SimOptions` names (every permission an endpoint
+    /// accepts is granted by default).
+    pub fn grant(&self, permission: &str) {
+        self.grant_to(None, permission);
+    }
+
+    /// Takes a permission from the client `SimOptions` names; requests of its tokens that
+    /// need it answer 403 from now on (an endpoint accepting any of several permissions
+    /// still admits a client holding another one, as in Genesys).
+    pub fn revoke(&self, permission: &str) {
+        self.revoke_from(None, permission);
+    }
+
+    /// Gives the client `SimOptions` names exactly these permissions.
+    pub fn set_permissions(&self, permissions: &[&str]) {
+        if let Some(g) = lock(&self.handle.shared.auth).grants_mut(None) {
+            *g = permissions.iter().map(|p| (*p).to_owned()).collect();
+        }
+    }
+
+    /// Adds another OAuth client holding exactly `permissions`.
+    pub fn add_client(&self, client_id: &str, client_secret: &str, permissions: &[&str]) {
+        lock(&self.handle.shared.auth).add_client(
+            client_id,
+            client_secret,
+            permissions.iter().map(|p| (*p).to_owned()).collect(),
+        );
+    }
+
+    /// Grants a permission to a client (`None`: the one `SimOptions` names).
+    pub fn grant_to(&self, client_id: Option<&str>, permission: &str) {
+        if let Some(g) = lock(&self.handle.shared.auth).grants_mut(client_id) {
+            g.insert(permission.to_owned());
+        }
+    }
+
+    /// Takes a permission from a client (`None`: the one `SimOptions` names).
+    pub fn revoke_from(&self, client_id: Option<&str>, permission: &str) {
+        if let Some(g) = lock(&self.handle.shared.auth).grants_mut(client_id) {
+            g.remove(permission);
+        }
+    }
+
+    /// Every permission some endpoint of the simulator accepts.
+    pub fn all_permissions() -> Vec<String> {
+        permissions::all().into_iter().collect()
     }
 
     /// Every request so far, in the order they were answered (the oldest are dropped past

@@ -16,7 +16,7 @@ use crate::auth::{basic_credentials, bearer_token};
 use crate::directory::QueueFilter;
 use crate::tables::import;
 use crate::wire::ApiError;
-use crate::{Shared, lock};
+use crate::{Shared, lock, permissions};
 use tables::{list_rows, list_tables, row, table};
 
 const DEFAULT_PAGE_SIZE: u32 = 25;
@@ -275,9 +275,9 @@ pub(crate) fn login(shared: &Shared, method: &Method, headers: &HeaderMap, body:
         .and_then(|v| v.to_str().ok())
         .and_then(basic_credentials);
     let mut auth = lock(&shared.auth);
-    if !creds.is_some_and(|(id, secret)| auth.client_matches(&id, &secret)) {
+    let Some(client) = creds.and_then(|(id, secret)| auth.authenticate(&id, &secret)) else {
         return oauth_error(401, "invalid_client", "client not found");
-    }
+    };
     if content_type(headers) != "application/x-www-form-urlencoded" {
         return oauth_error(
             400,
@@ -296,7 +296,7 @@ pub(crate) fn login(shared: &Shared, method: &Method, headers: &HeaderMap, body:
         None => return oauth_error(400, "invalid_request", "grant_type is required"),
     }
     let ttl = shared.cfg.token_expires_in;
-    let token = auth.issue(ttl);
+    let token = auth.issue(&client, ttl);
     Reply::json(
         200,
         json!({"access_token": token, "token_type": "bearer", "expires_in": ttl}),
@@ -310,12 +310,24 @@ pub(crate) fn api(shared: &Shared, req: &ApiRequest<'_>) -> Reply {
         Err(e) => return e.into(),
     };
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let token = req
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token);
+    // Genesys checks permissions before anything else about the request: a client without
+    // them learns nothing (403 even for a table or row that does not exist).
+    if let Some(need) = permissions::required(req.method, &segs)
+        && !lock(&shared.auth).permits(token, need)
+    {
+        return permissions::forbidden(need).into();
+    }
     let q = Query::parse(req.query);
     let m = req.method;
     let max = shared.cfg.max_page_size;
     match segs.as_slice() {
         ["api", "v2", "tokens", "me"] => match *m {
-            Method::GET => reply(token_me(shared)),
+            Method::GET => reply(token_me(shared, token)),
             Method::DELETE => {
                 let token = req
                     .headers
@@ -460,9 +472,9 @@ pub(crate) fn api(shared: &Shared, req: &ApiRequest<'_>) -> Reply {
     }
 }
 
-fn token_me(shared: &Shared) -> Result<Reply, ApiError> {
+fn token_me(shared: &Shared, token: Option<&str>) -> Result<Reply, ApiError> {
     let org_id = lock(&shared.org).org_id.clone();
-    let client_id = lock(&shared.auth).client_id().to_owned();
+    let client_id = lock(&shared.auth).client_id(token).to_owned();
     let org = json!({"id": org_id, "name": "Simulated Org", "selfUri": format!("/api/v2/organizations/{org_id}")});
     Ok(Reply::json(
         200,

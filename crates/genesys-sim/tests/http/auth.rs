@@ -180,3 +180,82 @@ async fn paused_clock_drives_expiry_and_rate_window() {
     let span = log.last().unwrap().at - log.first().unwrap().at;
     assert_eq!(span, Duration::from_secs(120));
 }
+
+#[tokio::test]
+async fn a_missing_permission_answers_genesys_403_body_before_anything_else() {
+    let env = Env::default().await;
+    let q = env.sim.add_queue("Sales");
+    let t = env.sim.create_table("T", &[("Online", FieldType::Integer)]);
+    env.sim.revoke("analytics:queueObservation:view");
+    let body_of = json!({"filter": {"type": "or", "predicates": [{"type": "dimension", "dimension": "queueId", "operator": "matches", "value": q}]}, "metrics": ["oOnQueueUsers"]});
+    let r = env
+        .post("/api/v2/analytics/queues/observations/query", &body_of)
+        .await;
+    assert_eq!(r.status(), 403);
+    let v = body(r).await;
+    assert_eq!(v["status"], 403);
+    assert_eq!(v["code"], "missing.permissions");
+    assert_eq!(
+        v["message"],
+        "Unable to perform the requested action. You are missing the following permission(s): [analytics:queueObservation:view]"
+    );
+    // The grant is read at each request: the same token works once it is given back.
+    env.sim.grant("analytics:queueObservation:view");
+    let r = env
+        .post("/api/v2/analytics/queues/observations/query", &body_of)
+        .await;
+    assert_eq!(r.status(), 200);
+
+    // Rows accept the row-level or the table-level permission (type ANY).
+    let rows = format!("/api/v2/flows/datatables/{t}/rows");
+    env.sim.revoke("architect:datatableRow:view");
+    assert_eq!(env.get(&rows).await.status(), 200);
+    env.sim.revoke("architect:datatable:view");
+    let r = env.get(&rows).await;
+    assert_eq!(r.status(), 403);
+    let v = body(r).await;
+    assert_eq!(v["code"], "missing.any.permissions");
+    assert!(
+        v["message"].as_str().unwrap().contains(
+            "at least one of the following permissions assigned: [architect:datatable:view, architect:datatableRow:view]"
+        ),
+        "{v}"
+    );
+    // Checked before existence: a DELETE of a key that cannot exist answers 404 with the
+    // permission and 403 without.
+    let gone = format!("/api/v2/flows/datatables/{t}/rows/no-such-key");
+    assert_eq!(env.delete(&gone).await.status(), 404);
+    env.sim.revoke("architect:datatableRow:delete");
+    env.sim.revoke("architect:datatable:delete");
+    assert_eq!(env.delete(&gone).await.status(), 403);
+}
+
+#[tokio::test]
+async fn each_oauth_client_has_its_own_permission_set() {
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    sim.add_queue("Sales");
+    sim.add_client("reader", "s3cret", &["architect:datatable:view"]);
+    let http = Client::new();
+    let token = |r: Value| r["access_token"].as_str().unwrap().to_owned();
+    let reader = token(body(login(&sim, &http, "reader", "s3cret").await).await);
+    let main = token(body(login(&sim, &http, "sim-client-id", "sim-client-secret").await).await);
+    let get = |tok: String| {
+        let http = http.clone();
+        let url = format!("{}/api/v2/routing/queues", sim.base_url());
+        async move { http.get(url).bearer_auth(tok).send().await.unwrap() }
+    };
+    assert_eq!(get(main.clone()).await.status(), 200);
+    let r = get(reader.clone()).await;
+    assert_eq!(r.status(), 403);
+    assert!(
+        body(r).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("[routing:queue:view]")
+    );
+    sim.grant_to(Some("reader"), "routing:queue:view");
+    assert_eq!(get(reader.clone()).await.status(), 200);
+    sim.revoke_from(Some("reader"), "routing:queue:view");
+    assert_eq!(get(reader).await.status(), 403);
+    assert_eq!(get(main).await.status(), 200);
+}
