@@ -1,4 +1,8 @@
-//! `check`: every prerequisite of a working daemon, one line each with a fix.
+//! `check`: every prerequisite of a working daemon, one line each with a fix. Besides the
+//! config, login, queues, table and schema, it makes each call `run` will make ([`probe`]),
+//! so a permission the OAuth client lacks fails here, named, and not in every cycle.
+
+mod probe;
 
 use std::path::Path;
 
@@ -6,27 +10,47 @@ use tokio_util::sync::CancellationToken;
 
 use super::estimate::Estimate;
 use super::exit;
-use crate::config::{self, ProcessEnv};
+use crate::config::{self, OnVanish, ProcessEnv, WriteMode};
 use crate::genesys::Client;
 use crate::genesys::datatable;
+use crate::genesys::permissions::{self, Call};
 use crate::metrics::Metrics;
 use crate::sync;
+use probe::Probe;
 
-/// One line per check with ✓/✗ and a fix; exit 0 only if all pass.
-pub async fn check(path: &Path) -> u8 {
-    let mut ok = true;
-    let mut line = |pass: bool, what: &str, detail: &str| {
-        ok &= pass;
+/// The printed lines, and whether any failed.
+struct Lines {
+    ok: bool,
+}
+
+impl Lines {
+    fn line(&mut self, pass: bool, what: &str, detail: &str) {
+        self.ok &= pass;
         println!("{} {what}: {detail}", if pass { "✓" } else { "✗" });
-    };
+    }
+
+    fn probe(&mut self, what: &str, p: Probe) {
+        match p {
+            Probe::Proven(d) => self.line(true, what, &d),
+            Probe::Failed(d) => self.line(false, what, &d),
+            // Not a failure: nothing safe could be tried, and the line says so.
+            Probe::NotProven(d) => println!("! {what}: {d}"),
+        }
+    }
+}
+
+/// One line per check with ✓/✗ (or `!` for what could not be proven) and a fix; exit 0
+/// only if none failed.
+pub async fn check(path: &Path) -> u8 {
+    let mut out = Lines { ok: true };
     let cfg = match config::load(path, &ProcessEnv) {
         Ok(c) => c,
         Err(e) => {
-            line(false, "config", &e.to_string());
+            out.line(false, "config", &e.to_string());
             return exit::CONFIG;
         }
     };
-    line(
+    out.line(
         true,
         "config",
         &format!(
@@ -41,22 +65,22 @@ pub async fn check(path: &Path) -> u8 {
     let client = match Client::new(&cfg, Metrics::new(), CancellationToken::new()) {
         Ok(c) => c,
         Err(e) => {
-            line(false, "client", &format!("{e:#}"));
+            out.line(false, "client", &format!("{e:#}"));
             return exit::FAILURE;
         }
     };
     match client.auth().token().await {
-        Ok(_) => line(
+        Ok(_) => out.line(
             true,
             "login",
             &format!("token obtained from {}", cfg.login_url),
         ),
         Err(e) => {
-            line(false, "login", &e.to_string());
+            out.line(false, "login", &e.to_string());
             return exit::FAILURE;
         }
     }
-    let mut selected = None;
+    let mut selected: Option<Vec<sync::Target>> = None;
     match sync::resolve(&client, &cfg).await {
         Ok(res) => {
             let targets = &res.targets;
@@ -65,8 +89,10 @@ pub async fn check(path: &Path) -> u8 {
                     .iter()
                     .find(|t| &t.name == name || t.name.eq_ignore_ascii_case(name))
                 {
-                    Some(t) => line(true, &format!("queue \"{name}\""), &format!("id {}", t.id)),
-                    None => line(
+                    Some(t) => {
+                        out.line(true, &format!("queue \"{name}\""), &format!("id {}", t.id))
+                    }
+                    None => out.line(
                         false,
                         &format!("queue \"{name}\""),
                         "not found; fix: use the exact name from Admin > Contact Center > Queues",
@@ -75,8 +101,10 @@ pub async fn check(path: &Path) -> u8 {
             }
             for id in &cfg.queue_ids {
                 match targets.iter().find(|t| &t.id == id) {
-                    Some(t) => line(true, &format!("queue id {id}"), &format!("\"{}\"", t.name)),
-                    None => line(
+                    Some(t) => {
+                        out.line(true, &format!("queue id {id}"), &format!("\"{}\"", t.name))
+                    }
+                    None => out.line(
                         false,
                         &format!("queue id {id}"),
                         "not found; fix: check the id in queues.ids",
@@ -85,7 +113,7 @@ pub async fn check(path: &Path) -> u8 {
             }
             if !cfg.selection.patterns.is_empty() || !cfg.selection.divisions.is_empty() {
                 let n = targets.len();
-                line(
+                out.line(
                     n > 0,
                     "queues.match/divisions",
                     &if n > 0 {
@@ -99,7 +127,7 @@ pub async fn check(path: &Path) -> u8 {
                 );
             }
             if !res.left_out.is_empty() {
-                line(
+                out.line(
                     false,
                     "table limit",
                     &format!(
@@ -114,18 +142,21 @@ pub async fn check(path: &Path) -> u8 {
                     ),
                 );
             }
-            selected = Some(targets.len());
+            selected = Some(res.targets);
         }
-        Err(e) => line(
+        Err(e) => out.line(
             false,
             "queues",
-            &format!("{e}; fix: the OAuth client's role needs routing:queue:view"),
+            &permissions::explain_403(Call::ListQueues, &e, "the queues")
+                .unwrap_or_else(|| e.to_string()),
         ),
     }
     let table = datatable::find(&client, &cfg.table).await;
+    let mut table_id = None;
     match table {
         Ok(Some(t)) => {
-            line(
+            table_id = Some(t.id.clone());
+            out.line(
                 true,
                 &format!("table {}", cfg.table),
                 &format!("found (id {})", t.id),
@@ -133,18 +164,18 @@ pub async fn check(path: &Path) -> u8 {
             let fields = cfg.columns.fields();
             let problems = datatable::check_schema(&t, &fields);
             if problems.is_empty() {
-                line(
+                out.line(
                     true,
                     "schema",
                     &format!("all {} columns present with the right types", fields.len()),
                 );
             }
             for p in problems {
-                line(false, "schema", &p.to_string());
+                out.line(false, "schema", &p.to_string());
             }
             for r in cfg.columns.retired(&t) {
                 // Not a failure: the daemon blanks it, but a flow may still read it.
-                line(
+                out.line(
                     true,
                     "schema",
                     &format!(
@@ -153,20 +184,36 @@ pub async fn check(path: &Path) -> u8 {
                 );
             }
         }
-        Ok(None) => line(
+        Ok(None) => out.line(
             false,
             &format!("table {}", cfg.table),
             "not found; fix: run `genesys-queue-sync table create`, apply deploy/terraform, or create it in Architect",
         ),
-        Err(e) => line(
+        Err(e) => out.line(
             false,
             &format!("table {}", cfg.table),
-            &format!("{e}; fix: the OAuth client's role needs architect:datatable:view"),
+            &permissions::explain_403(Call::FindTable, &e, "the table")
+                .unwrap_or_else(|| e.to_string()),
         ),
     }
-    let n = selected.unwrap_or(cfg.queue_names.len() + cfg.queue_ids.len());
+    // The calls `run` makes every cycle, each once.
+    let targets = selected.as_deref().unwrap_or_default();
+    if selected.is_some() {
+        out.probe("observations", probe::observe(&client, &cfg, targets).await);
+    }
+    if let Some(id) = &table_id {
+        out.probe("row read", probe::read_rows(&client, id).await);
+        out.probe("row write", probe::write(&client, &cfg, id, targets).await);
+        if matches!(cfg.write_mode, WriteMode::Import | WriteMode::Auto) {
+            out.probe("import", probe::import(&client, id).await);
+        }
+        if cfg.selection.on_vanish == OnVanish::Delete {
+            out.probe("row delete", probe::delete(&client, id).await);
+        }
+    }
+    let n = selected.map_or(cfg.queue_names.len() + cfg.queue_ids.len(), |t| t.len());
     let est = Estimate::new(&cfg, n);
     let (fits, detail) = est.verdict();
-    line(fits, "budget", &detail);
-    if ok { exit::OK } else { exit::FAILURE }
+    out.line(fits, "budget", &detail);
+    if out.ok { exit::OK } else { exit::FAILURE }
 }

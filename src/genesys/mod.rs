@@ -10,6 +10,7 @@ pub mod limiter;
 pub mod notifications;
 pub mod observations;
 pub mod path;
+pub mod permissions;
 pub mod queues;
 
 use std::sync::Arc;

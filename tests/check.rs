@@ -1,0 +1,187 @@
+//! `check` proves what `run` needs: each call `run` makes is made once, a missing
+//! permission fails the line of its call and names it (from the one permissions table),
+//! and nothing a flow could see changes.
+
+mod support;
+
+use genesys_sim::SimOptions;
+use support::*;
+
+/// What `run` needs with import mode, `on_vanish = "delete"` and the heartbeat on: the
+/// smallest role that works (table-level view, row-level writes).
+const NEEDED: &[&str] = &[
+    "routing:queue:view",
+    "analytics:queueObservation:view",
+    "architect:datatable:view",
+    "architect:datatableRow:add",
+    "architect:datatableRow:edit",
+    "architect:datatableRow:delete",
+];
+
+fn full_toml() -> String {
+    format!(
+        "[table]\nname = \"{TABLE}\"\nwrite_mode = \"import\"\nowned = true\n\n[queues]\nnames = [\"Sales\", \"Support\"]\non_vanish = \"delete\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_each_missing_permission_and_passes_with_all_of_them() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    add_busy_queue(&sim, "Support");
+    let cfg = config_file(&sim, &full_toml());
+
+    sim.set_permissions(NEEDED);
+    let out = run_bin(&["check"], &cfg).await;
+    let (stdout, _) = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    for line in [
+        "✓ observations: 1 query for 2 of 2 selected",
+        "✓ row read",
+        "✓ row write: row `_heartbeat` created",
+        "✓ import",
+        "✓ row delete",
+    ] {
+        assert!(stdout.contains(line), "missing {line}: {stdout}");
+    }
+
+    // (permission taken away, [(the line that must fail, what it must name)])
+    let cases: [(&str, &[(&str, &str)]); 6] = [
+        (
+            "routing:queue:view",
+            &[("✗ queues", "`routing:queue:view`")],
+        ),
+        (
+            "analytics:queueObservation:view",
+            &[("✗ observations", "`analytics:queueObservation:view`")],
+        ),
+        (
+            "architect:datatable:view",
+            &[("✗ table", "`architect:datatable:view`")],
+        ),
+        (
+            "architect:datatableRow:edit",
+            &[(
+                "✗ row write",
+                "`architect:datatableRow:edit` or `architect:datatable:edit`",
+            )],
+        ),
+        (
+            "architect:datatableRow:add",
+            &[
+                (
+                    "✗ row write",
+                    "`architect:datatableRow:add` or `architect:datatable:add`",
+                ),
+                (
+                    "✗ import",
+                    "`architect:datatableRow:add` or `architect:datatable:edit`",
+                ),
+            ],
+        ),
+        (
+            "architect:datatableRow:delete",
+            &[(
+                "✗ row delete",
+                "`architect:datatableRow:delete` or `architect:datatable:delete`",
+            )],
+        ),
+    ];
+    for (missing, failing) in cases {
+        sim.set_permissions(NEEDED);
+        sim.revoke(missing);
+        let out = run_bin(&["check"], &cfg).await;
+        let (stdout, _) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "without {missing}: {stdout}");
+        for (start, named) in failing {
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("without {missing}, no `{start}` line: {stdout}"));
+            assert!(
+                line.contains("403") && line.contains(named) && line.contains("division"),
+                "without {missing}: {line}"
+            );
+        }
+        // Only the calls that need it fail.
+        let failed = stdout.lines().filter(|l| l.starts_with('✗')).count();
+        assert_eq!(failed, failing.len(), "without {missing}: {stdout}");
+    }
+
+    // Everything granted again: all pass.
+    sim.set_permissions(NEEDED);
+    let out = run_bin(&["check"], &cfg).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_changes_nothing_a_flow_could_see() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    let cfg = config_file(&sim, &full_toml().replace(", \"Support\"", ""));
+    // A first run writes the rows and the heartbeat.
+    let out = run_bin(&["once"], &cfg).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let before = rows(&sim);
+    assert!(before.contains_key("Sales") && before.contains_key("_heartbeat"));
+    sim.clear_log();
+    let out = run_bin(&["check"], &cfg).await;
+    let (stdout, _) = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("✓ row write: row `_heartbeat` rewritten with exactly what it holds"),
+        "{stdout}"
+    );
+    assert_eq!(rows(&sim), before, "check changed a row");
+    // It did make the calls `run` makes: the observation query, a write, a delete.
+    let log = sim.requests();
+    let made = |method: &str, part: &str| {
+        log.iter()
+            .any(|r| r.method == method && r.path.contains(part))
+    };
+    assert!(made("POST", "/observations/query"));
+    assert!(made("PUT", "/rows/_heartbeat"));
+    assert!(made("DELETE", "/rows/_genesys_queue_sync_check_"));
+    assert!(made("POST", "/import/csv/jobs"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_heartbeat_off_check_rewrites_an_owned_row_or_says_the_write_is_unproven() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    let body = format!(
+        "{}\n[rows]\nheartbeat_key = \"off\"\n",
+        queues_toml(&["Sales"])
+    );
+    let cfg = config_file(&sim, &body);
+    let out = run_bin(&["check"], &cfg).await;
+    let (stdout, _) = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("! row write:") && stdout.contains("not proven"),
+        "{stdout}"
+    );
+    assert!(rows(&sim).is_empty(), "check wrote a row: {:?}", rows(&sim));
+
+    let out = run_bin(&["once"], &cfg).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let before = rows(&sim);
+    sim.revoke("architect:datatableRow:edit");
+    sim.revoke("architect:datatable:edit");
+    let out = run_bin(&["check"], &cfg).await;
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("✗ row write: 403") && stdout.contains("`architect:datatableRow:edit`"),
+        "{stdout}"
+    );
+    sim.grant("architect:datatableRow:edit");
+    let out = run_bin(&["check"], &cfg).await;
+    let (stdout, _) = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("✓ row write: row `Sales` rewritten with exactly what it holds"),
+        "{stdout}"
+    );
+    assert_eq!(rows(&sim), before);
+}
