@@ -20,7 +20,7 @@ const NEEDED: &[&str] = &[
 
 fn full_toml() -> String {
     format!(
-        "[table]\nname = \"{TABLE}\"\nwrite_mode = \"import\"\nowned = true\n\n[queues]\nnames = [\"Sales\", \"Support\"]\non_vanish = \"delete\"\n"
+        "[table]\nname = \"{TABLE}\"\nwrite_mode = \"import\"\n\n[queues]\nnames = [\"Sales\", \"Support\"]\non_vanish = \"delete\"\n"
     )
 }
 

@@ -5,7 +5,7 @@
 //! permissions table), or not proven (nothing safe to try).
 
 use reqwest::Method;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::genesys::permissions::{self, Call};
@@ -35,11 +35,11 @@ fn row_path(table_id: &str, key: &str) -> String {
 }
 
 /// One observation query, the body `run` sends (built by the same code), for the first
-/// batch of the selection.
+/// batch (`limits.queues_per_query`) of the selection.
 pub async fn observe(client: &Client, cfg: &Config, targets: &[Target]) -> Probe {
     let batch: Vec<String> = targets
         .iter()
-        .take(observations::MAX_QUEUES_PER_QUERY)
+        .take(cfg.queues_per_query.max(1))
         .map(|t| t.id.clone())
         .collect();
     if batch.is_empty() {
@@ -181,16 +181,7 @@ fn row_failed(call: Call, e: datatable::RowError) -> Probe {
 /// and never uploaded, so no row changes; Genesys leaves such a job waiting for its
 /// upload.
 pub async fn import(client: &Client, table_id: &str) -> Probe {
-    let req = Request::with_body(
-        "datatable_import",
-        Method::POST,
-        format!(
-            "/api/v2/flows/datatables/{}/import/csv/jobs",
-            encode_segment(table_id)
-        ),
-        json!({"importMode": "Append"}),
-    );
-    match client.send(req).await {
+    match client.send(datatable::create_import_job(table_id)).await {
         Ok(_) => Probe::Proven(
             "import job created (POST .../import/csv/jobs) and left without a file: no row changed"
                 .into(),

@@ -54,6 +54,20 @@ fn error_message(info: Option<&Value>) -> Option<String> {
     ))
 }
 
+/// The request that starts an import (an `Append` job waiting for its file); `check`
+/// sends it too, and never uploads.
+pub fn create_import_job(table_id: &str) -> Request<'static> {
+    Request::with_body(
+        IMPORT,
+        Method::POST,
+        format!(
+            "/api/v2/flows/datatables/{}/import/csv/jobs",
+            encode_segment(table_id)
+        ),
+        json!({"importMode": "Append"}),
+    )
+}
+
 /// Inserts or updates the file's rows through one import job (`Append`: every row not in
 /// the file is left alone, so a flow never finds a row missing, unlike `ReplaceAll`, which
 /// deletes every row before inserting the file's). Creates the job, uploads the file to
@@ -67,14 +81,7 @@ pub async fn import_append(
     bound: std::time::Duration,
 ) -> Result<ImportOutcome, ApiError> {
     let base = format!("/api/v2/flows/datatables/{}", encode_segment(table_id));
-    let job: ImportJob = client
-        .send_json(Request::with_body(
-            IMPORT,
-            Method::POST,
-            format!("{base}/import/csv/jobs"),
-            json!({"importMode": "Append"}),
-        ))
-        .await?;
+    let job: ImportJob = client.send_json(create_import_job(table_id)).await?;
     let Some(uri) = job.upload_uri.as_deref() else {
         return Err(ApiError::Decode {
             endpoint: IMPORT,

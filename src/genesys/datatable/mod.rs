@@ -16,7 +16,7 @@ const ROW: &str = "datatable_row";
 const ROWS_PAGE_SIZE: u32 = 500;
 const MAX_PAGES: u32 = 100;
 
-pub use import::{CsvWriter, ImportOutcome, import_append};
+pub use import::{CsvWriter, ImportOutcome, create_import_job, import_append};
 pub use schema::{
     ColumnType, FIELD_MARKER, Fields, MAX_ROWS, SchemaProblem, Table, check_schema, schema_json,
 };
