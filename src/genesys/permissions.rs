@@ -79,7 +79,7 @@ pub const TABLE: &[Entry] = &[
         path: "/api/v2/analytics/queues/observations/query",
         any_of: &["analytics:queueObservation:view"],
         when: "every cycle",
-        per_cycle: "⌈queues/100⌉",
+        per_cycle: "⌈queues/`limits.queues_per_query`⌉ (100 by default)",
     },
     Entry {
         call: Call::FindTable,
