@@ -13,6 +13,7 @@
 
 #[cfg(test)]
 pub(crate) mod fixture;
+mod metric_data;
 mod parse;
 mod vocab;
 
