@@ -8,40 +8,12 @@
 //! OnBreak      = { metric = "presence", presence = "BREAK" }
 //! ```
 
-use std::fmt;
-
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
-use super::{ConfigError, Validator};
+use super::error::ConfigError;
+use super::raw::RawColumns;
+use super::validate::Validator;
 use crate::sync::columns::{self, Column, Columns};
-
-/// The `[columns]` table as written, in document order (a map would sort it).
-#[derive(Debug, Default)]
-pub(super) struct RawColumns {
-    entries: Vec<(Spanned<String>, Spanned<toml::Value>)>,
-}
-
-impl<'de> Deserialize<'de> for RawColumns {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawColumns;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a table of column name = metric")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawColumns, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(k) = map.next_key::<Spanned<String>>()? {
-                    let v = map.next_value::<Spanned<toml::Value>>()?;
-                    entries.push((k, v));
-                }
-                Ok(RawColumns { entries })
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
 
 const SETTINGS_FIX: &str = "write Name = \"metric\" or Name = { metric = \"waiting\", media = [\"voice\"] } \
                             (settings: metric, media, presence)";
@@ -146,17 +118,8 @@ mod tests {
     use super::super::*;
     use crate::sync::columns::Unit;
 
-    const BASE: &str = r#"
-[genesys]
-region = "us-east-1"
-client_id = "abc"
-
-[table]
-name = "QueueAgentCounts"
-
-[queues]
-names = ["Sales", "Support"]
-"#;
+    use crate::config::tests::BASE;
+    use std::collections::BTreeMap;
 
     fn secret() -> BTreeMap<String, String> {
         [(ENV_CLIENT_SECRET.to_owned(), "s".to_owned())]

@@ -1,0 +1,166 @@
+//! The validated configuration the daemon runs with.
+
+use chrono::Utc;
+use secrecy::SecretString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+use url::Url;
+
+/// Which data table to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableRef {
+    Name(String),
+    Id(String),
+}
+
+impl fmt::Display for TableRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Name(n) => write!(f, "\"{n}\""),
+            Self::Id(id) => write!(f, "id {id}"),
+        }
+    }
+}
+
+/// What a row's key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyBy {
+    Name,
+    Id,
+}
+
+/// The cron schedule, parsed once so the period is known for stall detection.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub cron: String,
+    /// The longest gap between two consecutive ticks over the next few days.
+    pub period: Duration,
+}
+
+impl Schedule {
+    pub fn parse(expr: &str) -> Result<Self, String> {
+        use chrono::Timelike;
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .dom_and_dow(true)
+            .build()
+            .parse(expr)
+            .map_err(|e| e.to_string().trim_end_matches('.').to_owned())?;
+        // Step with find_next_occurrence from whole seconds: croner's iterator skips
+        // every other tick of a per-second pattern.
+        let mut t = Utc::now().with_nanosecond(0).unwrap_or_else(Utc::now);
+        let mut prev = None;
+        let mut longest = chrono::Duration::zero();
+        let mut seen = 0;
+        for _ in 0..2000 {
+            let Ok(next) = cron.find_next_occurrence(&t, true) else {
+                break;
+            };
+            if let Some(p) = prev {
+                longest = longest.max(next - p);
+            }
+            prev = Some(next);
+            seen += 1;
+            t = next + chrono::Duration::seconds(1);
+        }
+        if seen == 0 {
+            return Err("the expression never fires".into());
+        }
+        if seen < 2 {
+            return Err("the expression fires at most once".into());
+        }
+        let period = longest
+            .to_std()
+            .map_err(|_| "the expression's ticks are not increasing".to_string())?;
+        Ok(Self {
+            cron: expr.to_owned(),
+            period,
+        })
+    }
+}
+
+/// The validated configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api_url: Url,
+    pub login_url: Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub request_timeout: Duration,
+    pub table: TableRef,
+    pub key_by: KeyBy,
+    /// How rows reach the table.
+    pub write_mode: WriteMode,
+    /// `table.owned` as written. No mode needs it any more (imports use Append, which
+    /// leaves every row not in the file alone); old files that set it keep loading.
+    pub table_owned: bool,
+    pub queue_names: Vec<String>,
+    pub queue_ids: Vec<String>,
+    pub selection: Selection,
+    pub resolve_every: Duration,
+    pub schedule: Schedule,
+    pub requests_per_minute: u32,
+    pub write_concurrency: usize,
+    /// Queue ids per observation query at start (1-100). Genesys does not document its
+    /// maximum: 100 is the cautious value clients use, and a 400 to a bigger query
+    /// halves it for the rest of the process.
+    pub queues_per_query: usize,
+    pub http_listen: Option<SocketAddr>,
+    pub rows: RowsPolicy,
+    /// The columns written to each row, in order (the default five without `[columns]`).
+    pub columns: crate::sync::columns::Columns,
+    /// Per-queue gauges on /metrics (`http.queue_metrics`, default on).
+    pub queue_metrics: bool,
+    /// `[log] level`: the log filter when neither `--log-level` nor `RUST_LOG` sets one.
+    pub log_level: Option<String>,
+    /// Valid but questionable settings, logged as warnings by `load` (so `check` shows them).
+    pub warnings: Vec<String>,
+}
+
+/// How a cycle's rows are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// POST/PUT per row: the table may hold rows of others.
+    Rows,
+    /// One CSV import job (Append) per cycle: works in a shared table.
+    Import,
+    /// Rows while they fit the budget, import when they do not.
+    Auto,
+}
+
+/// What happens to the row of a queue that leaves the selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnVanish {
+    Keep,
+    Delete,
+}
+
+/// Queue selection beyond explicit names and ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Name patterns with `*` wildcards, case-insensitive.
+    pub patterns: Vec<String>,
+    /// Division ids or names: restrict pattern matches, or select whole divisions when no
+    /// pattern is given.
+    pub divisions: Vec<String>,
+    pub on_vanish: OnVanish,
+}
+
+/// When rows are (re)written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowsPolicy {
+    /// An unchanged row is rewritten once its UpdatedAt is this old.
+    pub refresh_after: Duration,
+    /// Key of the row written every cycle as a liveness signal; None when off.
+    pub heartbeat_key: Option<String>,
+}
+
+impl Default for RowsPolicy {
+    fn default() -> Self {
+        Self {
+            refresh_after: Duration::from_secs(300),
+            heartbeat_key: Some("_heartbeat".to_owned()),
+        }
+    }
+}
