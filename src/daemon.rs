@@ -86,8 +86,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
         table = %cfg.table,
         queues = cfg.queue_names.len() + cfg.queue_ids.len(),
         schedule = %cfg.schedule.cron,
-        "genesys-queue-sync {} running",
-        crate::version::VERSION
+        stale_after = %crate::staleness::human(crate::staleness::for_config(&cfg)),
+        "genesys-queue-sync {} running; {}",
+        crate::version::VERSION,
+        crate::staleness::sentence(&cfg)
     );
     health::notify(&[
         sd_notify::NotifyState::Ready,

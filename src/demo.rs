@@ -87,7 +87,8 @@ pub async fn run(
         sim.base_url()
     );
     println!(
-        "Daemon health and metrics at http://{health_addr}/metrics, cycle every {every} s. Ctrl-C to stop.\n"
+        "Daemon health and metrics at http://{health_addr}/metrics, cycle every {every} s; {}. Ctrl-C to stop.\n",
+        genesys_queue_sync::staleness::sentence(&cfg)
     );
 
     let table_id = sim.table_id(TABLE).context("demo table missing")?;

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod push;
 pub mod redact;
 pub mod schedule;
+pub mod staleness;
 pub mod sync;
 pub mod telemetry;
 pub mod text;

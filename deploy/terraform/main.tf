@@ -24,7 +24,7 @@ provider "genesyscloud" {}
 resource "genesyscloud_architect_datatable" "queue_agent_counts" {
   name        = var.datatable_name
   division_id = var.datatable_division_id
-  description = "Agent counts per queue, kept fresh by genesys-queue-sync. Rows with UpdatedAt older than ~10 minutes (twice rows.refresh_after) are stale."
+  description = "Agent counts per queue, kept fresh by genesys-queue-sync. Rows with UpdatedAt older than 10 minutes are stale (twice rows.refresh_after; genesys-queue-sync check prints it)."
 
   properties {
     name  = "key"

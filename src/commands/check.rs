@@ -225,5 +225,6 @@ pub async fn check(path: &Path) -> u8 {
     let est = Estimate::new(&cfg, n);
     let (fits, detail) = est.verdict();
     out.line(fits, "budget", &detail);
+    out.line(true, "staleness", &crate::staleness::sentence(&cfg));
     if out.ok { exit::OK } else { exit::FAILURE }
 }

@@ -24,9 +24,11 @@ pub async fn once(cfg: Config, dry_run: bool, shutdown: CancellationToken) -> u8
         }
     };
     let columns = cfg.columns.clone();
+    let stale = crate::staleness::sentence(&cfg);
     let mut syncer = Syncer::new(client, cfg);
     let report = syncer.run_cycle(dry_run).await;
     print!("{}", render_report(&columns, &report));
+    println!("{stale}");
     if report.outcome() == Outcome::Ok && report.missing.is_empty() {
         exit::OK
     } else {
