@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::genesys::{Client, RetryPolicy};
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
+use crate::reload::{self, ReloadSource};
 use crate::schedule::{self, Exit, Grace};
 use crate::sync::{CycleReport, Outcome, Syncer};
 use crate::telemetry::LogControl;
@@ -30,6 +31,8 @@ pub struct RunOptions {
     pub grace: Grace,
     /// The process's log filter, for the config's `[log] level`.
     pub log: LogControl,
+    /// Config reloads (SIGHUP): when None, the config never changes while running.
+    pub reload: Option<ReloadSource>,
 }
 
 impl RunOptions {
@@ -41,6 +44,7 @@ impl RunOptions {
             on_cycle: None,
             grace: Grace::default(),
             log: LogControl::detached(),
+            reload: None,
         }
     }
 }
@@ -76,8 +80,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     tokio::spawn(health::watchdog(health.clone(), stop_aux.clone()));
 
     let abandon = CancellationToken::new();
-    let client = Client::with_policy(&cfg, metrics.clone(), abandon.clone(), opts.retry)?;
-    let (mut sched, ticks) = schedule::cron_ticks(&cfg.schedule.cron).await?;
+    let client = Client::with_policy(&cfg, metrics.clone(), abandon.clone(), opts.retry.clone())?;
+    let (sched, ticks) = schedule::cron_ticks(&cfg.schedule.cron).await?;
+    let sched = Arc::new(Mutex::new(sched));
     tracing::info!(
         version = %crate::version::VERSION,
         revision = %crate::version::REVISION,
@@ -101,9 +106,27 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     // pipeline (a new config) does so between cycles, under this lock.
     let state = Arc::new(Mutex::new(Cycles {
         syncer: Syncer::new(client, cfg.clone()),
-        signals: Signals::new(metrics, health.clone()).queue_metrics(cfg.queue_metrics),
+        signals: Signals::new(metrics.clone(), health.clone()).queue_metrics(cfg.queue_metrics),
         done: 0,
     }));
+    if let Some(source) = opts.reload {
+        let reloader = Reloader {
+            state: state.clone(),
+            sched: sched.clone(),
+            health: health.clone(),
+            log: opts.log.clone(),
+            metrics,
+            abandon: abandon.clone(),
+            retry: opts.retry,
+        };
+        let stop = stop_aux.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = reloader.serve(source) => {}
+                () = stop.cancelled() => {}
+            }
+        });
+    }
     let hook = opts.on_cycle.clone();
     let exit = schedule::drive(
         ticks,
@@ -131,7 +154,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
     .await;
     health::notify(&[sd_notify::NotifyState::Stopping]);
     stop_aux.cancel();
-    if let Err(e) = sched.shutdown().await {
+    if let Err(e) = sched.lock().await.shutdown().await {
         tracing::debug!(error = %e, "cron scheduler shutdown");
     }
     tracing::info!(?exit, "genesys-queue-sync stopped");
@@ -147,6 +170,95 @@ fn apply_log_level(log: &LogControl, cfg: &Config) {
         Err(e) => {
             tracing::warn!(error = %e, "cannot apply [log] level; the log level is unchanged")
         }
+    }
+}
+
+/// Performs config reloads: each request reads and validates the file, then, between
+/// cycles (under the cycle lock), replaces the pipeline with one built on the new config.
+struct Reloader {
+    state: Arc<Mutex<Cycles>>,
+    sched: Arc<Mutex<schedule::CronTicks>>,
+    health: Health,
+    log: LogControl,
+    metrics: Metrics,
+    abandon: CancellationToken,
+    retry: RetryPolicy,
+}
+
+impl Reloader {
+    async fn serve(self, mut source: ReloadSource) {
+        while source.requests.recv().await.is_some() {
+            health::notify(&[sd_notify::NotifyState::Reloading]);
+            let result = self.reload(&source.path).await;
+            self.metrics.config_reload(result.is_ok());
+            let status = match &result {
+                Ok(()) => "config reloaded".to_owned(),
+                Err(e) => {
+                    tracing::error!(
+                        path = %source.path.display(),
+                        "config reload failed, still running on the previous config: {e:#}"
+                    );
+                    format!("config reload failed, running on the previous config: {e:#}")
+                }
+            };
+            health::notify(&[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&status),
+            ]);
+        }
+    }
+
+    async fn reload(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let new = crate::config::load(path, &crate::config::ProcessEnv)
+            .map_err(|e| anyhow::anyhow!("error in {}: {e}", path.display()))?;
+        // Between cycles: a cycle in flight finishes on the config it started with.
+        let mut state = self.state.lock().await;
+        let old = state.syncer.config().clone();
+        let plan = reload::plan(&old, &new);
+        for (key, running, wanted) in &plan.need_restart {
+            tracing::warn!(
+                key,
+                running = %running,
+                wanted = %wanted,
+                "{key} changed to {wanted}, but a reload cannot change it: still {running}; restart the daemon to apply it"
+            );
+        }
+        if plan.applied.is_empty() {
+            tracing::info!(path = %path.display(), "config reloaded: nothing to change");
+            return Ok(());
+        }
+        let new = Arc::new(reload::effective(&old, new));
+        // Everything that can fail comes first, so a failure leaves the old config whole.
+        let client = if plan.new_client {
+            Client::with_policy(
+                &new,
+                self.metrics.clone(),
+                self.abandon.clone(),
+                self.retry.clone(),
+            )?
+        } else {
+            state.syncer.client().clone()
+        };
+        if plan.reschedule {
+            self.sched
+                .lock()
+                .await
+                .reschedule(&new.schedule.cron)
+                .await
+                .map_err(|e| anyhow::anyhow!("schedule.cron: {e:#}"))?;
+            self.health.set_period(new.schedule.period);
+        }
+        apply_log_level(&self.log, &new);
+        state.signals.set_queue_metrics(new.queue_metrics);
+        state.syncer = Syncer::new(client, new.clone());
+        tracing::info!(
+            path = %path.display(),
+            changed = %plan.applied.join(", "),
+            queues = new.queue_names.len() + new.queue_ids.len(),
+            schedule = %new.schedule.cron,
+            "config reloaded; the next cycle runs with it"
+        );
+        Ok(())
     }
 }
 
@@ -191,7 +303,7 @@ impl Signals {
         self
     }
 
-    fn set_queue_metrics(&mut self, on: bool) {
+    pub fn set_queue_metrics(&mut self, on: bool) {
         self.queue_metrics = on;
     }
 

@@ -33,6 +33,8 @@ struct Inner {
     last_cycle_start: Option<Instant>,
     /// The last tick skipped because a cycle was still running: the scheduler is alive.
     last_skipped_tick: Option<Instant>,
+    /// When a reloaded schedule took over: its quiet time starts then.
+    rescheduled: Option<Instant>,
     /// When the cycle now running started; None between cycles.
     in_flight_since: Option<Instant>,
     logged_in: bool,
@@ -56,6 +58,7 @@ impl Health {
                 born: Instant::now(),
                 last_cycle_start: None,
                 last_skipped_tick: None,
+                rescheduled: None,
                 in_flight_since: None,
                 logged_in: false,
                 table_ok: false,
@@ -72,6 +75,15 @@ impl Health {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// A reloaded schedule: the stall and hang rules follow the new period, counted from
+    /// now (a shorter period must not make the wait for the old schedule's tick a stall).
+    pub fn set_period(&self, period: Duration) {
+        self.with(|i| {
+            i.period = period;
+            i.rescheduled = Some(Instant::now());
+        });
     }
 
     pub fn cycle_started(&self) {
@@ -129,7 +141,7 @@ impl Health {
     /// is not a stall: its ticks are skipped, and liveness never depends on Genesys.
     pub fn stalled_for(&self) -> Option<Duration> {
         self.with(|i| {
-            let active = [i.last_cycle_start, i.last_skipped_tick]
+            let active = [i.last_cycle_start, i.last_skipped_tick, i.rescheduled]
                 .into_iter()
                 .flatten()
                 .max()

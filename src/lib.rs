@@ -12,6 +12,7 @@ pub mod loopback;
 pub mod metrics;
 pub mod push;
 pub mod redact;
+pub mod reload;
 pub mod schedule;
 pub mod staleness;
 pub mod sync;

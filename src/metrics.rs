@@ -50,6 +50,7 @@ pub struct Metrics {
     pub rows: Family<Labels, Counter>,
     pub skipped_ticks: Counter,
     pub queue_values: Family<Labels, Gauge>,
+    pub config_reloads: Family<Labels, Counter>,
     pub push: crate::push::metrics::PushMetrics,
 }
 
@@ -151,6 +152,15 @@ impl Metrics {
             "Last value written per queue and column",
             queue_values.clone(),
         );
+        let config_reloads = Family::<Labels, Counter>::default();
+        r.register(
+            "config_reloads",
+            "Config reloads (SIGHUP) by result: applied, or failed (the previous config stays)",
+            config_reloads.clone(),
+        );
+        for result in ["applied", "failed"] {
+            let _ = config_reloads.get_or_create(&vec![("result", result.to_owned())]);
+        }
         // Every known label value starts at 0, so each series exists from the first scrape
         // (an empty family is not exposed at all) and `rate()` sees the first increment.
         for outcome in ["ok", "partial", "failed"] {
@@ -175,6 +185,7 @@ impl Metrics {
             rows,
             skipped_ticks,
             queue_values,
+            config_reloads,
             push,
         }
     }
@@ -201,6 +212,14 @@ impl Metrics {
         self.rows
             .get_or_create(&vec![("result", result.to_owned())])
             .inc_by(n);
+    }
+
+    /// One config reload (SIGHUP), applied or refused.
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "applied" } else { "failed" };
+        self.config_reloads
+            .get_or_create(&vec![("result", result.to_owned())])
+            .inc();
     }
 
     pub fn cycle(&self, outcome: &'static str) {

@@ -45,8 +45,44 @@ impl Default for Grace {
 }
 
 /// Starts a cron job (UTC) that sends a tick per firing. Dropping the receiver is harmless.
-pub async fn cron_ticks(cron: &str) -> anyhow::Result<(JobScheduler, mpsc::Receiver<()>)> {
+pub async fn cron_ticks(cron: &str) -> anyhow::Result<(CronTicks, mpsc::Receiver<()>)> {
     let (tx, rx) = mpsc::channel(4);
+    let sched = start_job(cron, tx.clone()).await?;
+    // Only the job holds a strong sender: when the scheduler dies, `drive` sees the
+    // channel close. `reschedule` upgrades this one for the replacement job.
+    let tx = tx.downgrade();
+    Ok((CronTicks { sched, tx }, rx))
+}
+
+/// The cron job behind a tick channel; `reschedule` swaps the expression (a reloaded
+/// config) while the same channel keeps feeding [`drive`].
+pub struct CronTicks {
+    sched: JobScheduler,
+    tx: mpsc::WeakSender<()>,
+}
+
+impl CronTicks {
+    /// Replaces the schedule: a new job on the same channel, then the old one stops. On
+    /// an error the old schedule keeps running.
+    pub async fn reschedule(&mut self, cron: &str) -> anyhow::Result<()> {
+        let tx = self
+            .tx
+            .upgrade()
+            .ok_or_else(|| anyhow::anyhow!("the tick channel is closed"))?;
+        let new = start_job(cron, tx).await?;
+        let mut old = std::mem::replace(&mut self.sched, new);
+        if let Err(e) = old.shutdown().await {
+            tracing::debug!(error = %e, "old cron scheduler shutdown");
+        }
+        Ok(())
+    }
+
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        Ok(self.sched.shutdown().await?)
+    }
+}
+
+async fn start_job(cron: &str, tx: mpsc::Sender<()>) -> anyhow::Result<JobScheduler> {
     let sched = JobScheduler::new().await?;
     let job = Job::new_async_tz(cron, Utc, move |_id, _sched| {
         let tx = tx.clone();
@@ -57,7 +93,7 @@ pub async fn cron_ticks(cron: &str) -> anyhow::Result<(JobScheduler, mpsc::Recei
     })?;
     sched.add(job).await?;
     sched.start().await?;
-    Ok((sched, rx))
+    Ok(sched)
 }
 
 /// Runs `cycle` now and on every tick until shutdown or a stall.

@@ -339,6 +339,7 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
         ("token_renewals", "counter", None),
         ("rows", "counter", None),
         ("skipped_ticks", "counter", None),
+        ("config_reloads", "counter", None),
         ("queue_value", "gauge", None),
         ("build_info", "gauge", None),
         ("ready", "gauge", None),

@@ -1,6 +1,6 @@
 //! Operating the real binary: systemd notifications (READY/STATUS/WATCHDOG/STOPPING on a
 //! NOTIFY_SOCKET the test binds), JSON log lines (journald and colour: tests/cli.rs),
-//! and the table bootstrap commands (`table schema`, `table create`) against the simulator.
+//! config reload on SIGHUP, and the table bootstrap commands (`table schema`, `table create`) against the simulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -109,6 +109,21 @@ impl Proc {
 
     fn lines(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().unwrap();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
+    /// Still running (not exited).
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     /// SIGTERM, then the exit code (within 10 s); every stderr line is collected after.
@@ -371,6 +386,162 @@ async fn a_listen_address_in_use_fails_at_start_without_ready() {
     );
     assert!(sim.requests().is_empty(), "nothing was sent to Genesys");
     drop(taken);
+}
+
+// ---------------------------------------------------------------- SIGHUP reload
+
+/// A `run` config with a 10 s schedule (the shortest a config allows) and the listener on
+/// an ephemeral loopback port; `extra` is appended (it may hold sections of its own).
+fn reload_config(sim: &Sim, queues: &[&str], extra: &str) -> String {
+    let cfg = config_file(sim, &queues_toml(queues));
+    let text = std::fs::read_to_string(&cfg.path).unwrap();
+    format!(
+        "{}\n[schedule]\ncron = \"*/10 * * * * *\"\n{extra}",
+        text.replace("listen = \"off\"", "listen = \"127.0.0.1:0\"")
+    )
+}
+
+/// JSON log lines whose message starts with `prefix`.
+fn messages(p: &Proc, prefix: &str) -> Vec<Value> {
+    json_lines(&p.lines())
+        .into_iter()
+        .filter(|v| v["message"].as_str().is_some_and(|m| m.starts_with(prefix)))
+        .collect()
+}
+
+async fn wait_message(p: &Proc, prefix: &str, n: usize, secs: u64) -> Value {
+    eventually(
+        &format!("{n} log line(s) starting {prefix:?}"),
+        secs,
+        || std::future::ready(messages(p, prefix).into_iter().nth(n - 1)),
+    )
+    .await
+}
+
+async fn metric(addr: &str, series: &str) -> Option<f64> {
+    let body = http()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reload_adds_a_queue_whose_row_the_next_cycle_writes() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    add_busy_queue(&sim, "Support");
+    let cfg = config_file(&sim, "");
+    std::fs::write(&cfg.path, reload_config(&sim, &["Sales"], "")).unwrap();
+    let notify = NotifySocket::bind();
+    let mut p = Proc::spawn(
+        &["--log-format", "json", "run"],
+        &cfg,
+        &[("NOTIFY_SOCKET", notify.path.to_str().unwrap())],
+    );
+    let addr = listen_addr(&p).await;
+    eventually("the first cycle writes Sales", 20, || {
+        std::future::ready(rows(&sim).contains_key("Sales").then_some(()))
+    })
+    .await;
+    assert!(!rows(&sim).contains_key("Support"));
+
+    // Support joins the selection; the listen address cannot move without a restart.
+    std::fs::write(
+        &cfg.path,
+        reload_config(&sim, &["Sales", "Support"], "").replace("127.0.0.1:0", "127.0.0.1:1"),
+    )
+    .unwrap();
+    p.signal("-HUP");
+    let reloaded = wait_message(&p, "config reloaded", 1, 10).await;
+    assert_eq!(reloaded["level"], "INFO", "{reloaded}");
+    assert_eq!(reloaded["changed"], "queues.names", "{reloaded}");
+    let restart = wait_message(&p, "http.listen changed", 1, 5).await;
+    assert_eq!(restart["level"], "WARN", "{restart}");
+    assert!(
+        restart["message"]
+            .as_str()
+            .unwrap()
+            .contains("restart the daemon"),
+        "{restart}"
+    );
+
+    // The next cycle (at most one 10 s period away) writes the added queue's row.
+    eventually(
+        "the reloaded config's next cycle writes Support",
+        25,
+        || std::future::ready(rows(&sim).contains_key("Support").then_some(())),
+    )
+    .await;
+    assert_eq!(int(&rows(&sim)["Support"], "OnQueue"), busy_values()[1].1);
+    assert!(p.alive(), "SIGHUP never ends the daemon");
+    // Still on the address it bound at start.
+    assert_eq!(
+        metric(
+            &addr,
+            "genesys_queue_sync_config_reloads_total{result=\"applied\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    // systemd saw the reload begin and end.
+    let states = notify.lines(|l| l == "RELOADING=1" || l == "READY=1");
+    assert_eq!(states, ["READY=1", "RELOADING=1", "READY=1"], "{states:?}");
+    assert_eq!(p.stop().await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_broken_file_keeps_the_old_config_and_the_process() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    add_busy_queue(&sim, "Support");
+    let cfg = config_file(&sim, "");
+    std::fs::write(&cfg.path, reload_config(&sim, &["Sales"], "")).unwrap();
+    let mut p = Proc::spawn(&["--log-format", "json", "run"], &cfg, &[]);
+    let addr = listen_addr(&p).await;
+    wait_message(&p, "cycle done", 1, 20).await;
+
+    // Not TOML at all, then TOML with a value out of range (and a queue added that must
+    // not be picked up): each is refused with the key, and nothing changes.
+    std::fs::write(&cfg.path, "[queues\nnames = [\"Support\"]\n").unwrap();
+    p.signal("-HUP");
+    let first = wait_message(&p, "config reload failed", 1, 10).await;
+    let text = reload_config(
+        &sim,
+        &["Sales", "Support"],
+        "\n[limits]\nrequests_per_minute = 5\n",
+    );
+    std::fs::write(&cfg.path, text).unwrap();
+    p.signal("-HUP");
+    let second = wait_message(&p, "config reload failed", 2, 10).await;
+    for (v, want) in [(&first, "line 1"), (&second, "limits.requests_per_minute")] {
+        assert_eq!(v["level"], "ERROR", "{v}");
+        let m = v["message"].as_str().unwrap();
+        assert!(m.contains("still running on the previous config"), "{m}");
+        assert!(m.contains(want), "{m}");
+    }
+    assert!(p.alive(), "a broken file on SIGHUP never ends the daemon");
+
+    // The next cycle still runs on the old config: Sales only.
+    let before = messages(&p, "cycle done").len();
+    wait_message(&p, "cycle done", before + 1, 25).await;
+    let done = messages(&p, "cycle done");
+    assert_eq!(done.last().unwrap()["observed"], 1, "{done:?}");
+    assert!(!rows(&sim).contains_key("Support"));
+    assert_eq!(
+        metric(
+            &addr,
+            "genesys_queue_sync_config_reloads_total{result=\"failed\"}"
+        )
+        .await,
+        Some(2.0)
+    );
+    assert_eq!(p.stop().await, Some(0));
 }
 
 // ---------------------------------------------------------------- logs

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, Command, TableCommand};
 use crate::config::{self, Config, ConfigError, ProcessEnv};
 use crate::daemon::{self, RunOptions};
+use crate::reload::ReloadSource;
 use crate::schedule::Exit;
 use crate::telemetry::LogControl;
 
@@ -28,9 +29,11 @@ pub mod exit {
 pub async fn dispatch(cli: Cli, log: LogControl) -> u8 {
     match cli.command {
         Command::Run(c) => {
+            let path = c.config.clone();
             with_config(&c.config, |cfg| async move {
                 let opts = RunOptions {
                     log,
+                    reload: reload_on_sighup(path),
                     ..RunOptions::new(shutdown_on_signals())
                 };
                 match daemon::run(cfg, opts).await {
@@ -84,6 +87,18 @@ where
 
 fn report_config_error(path: &Path, e: &ConfigError) {
     eprintln!("error in {}: {e}", path.display());
+}
+
+/// Config reloads of `path` on SIGHUP. Installed before the first cycle, so a SIGHUP never
+/// takes the signal's default action (ending the process).
+fn reload_on_sighup(path: std::path::PathBuf) -> Option<ReloadSource> {
+    match crate::reload::on_sighup() {
+        Ok(requests) => Some(ReloadSource { path, requests }),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle SIGHUP: config reload is off");
+            None
+        }
+    }
 }
 
 /// Cancels the returned token on SIGTERM or SIGINT.
