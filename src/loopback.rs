@@ -27,6 +27,7 @@ pub struct LocalOrg<'a> {
 pub fn config(org: &LocalOrg<'_>, queue_names: Vec<String>, cron: &str) -> anyhow::Result<Config> {
     let base = parse_base_url("base_url", org.base_url, None)?;
     Ok(Config {
+        sources: Default::default(),
         api_url: base.clone(),
         login_url: base,
         client_id: org.client_id.to_owned(),

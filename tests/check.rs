@@ -185,3 +185,45 @@ async fn with_the_heartbeat_off_check_rewrites_an_owned_row_or_says_the_write_is
     );
     assert_eq!(rows(&sim), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_where_each_connection_setting_came_from() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    let out = run_bin(&["check"], &cfg).await;
+    let (stdout, _) = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    for line in [
+        format!(
+            "✓ API URL: {}/ from genesys.api_url, line 2 of the config file",
+            sim.base_url()
+        ),
+        "✓ login URL: ".to_owned(),
+        "✓ client id: sim-client-id from genesys.client_id, line 3 of the config file".to_owned(),
+        "✓ client secret: (not shown) from GENESYSCLOUD_OAUTHCLIENT_SECRET".to_owned(),
+    ] {
+        assert!(stdout.contains(&line), "missing {line}: {stdout}");
+    }
+    assert!(!stdout.contains(SECRET), "the secret was printed: {stdout}");
+
+    // An exported variable overrides the file: check says so.
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.args(["check", "--config"])
+        .arg(&cfg.path)
+        .env_clear()
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
+        .env("GENESYSCLOUD_OAUTHCLIENT_ID", "exported-id")
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("✓ client id: exported-id from GENESYSCLOUD_OAUTHCLIENT_ID")
+            && stdout.contains("✗ login"),
+        "{stdout}"
+    );
+}

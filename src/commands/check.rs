@@ -62,6 +62,24 @@ pub async fn check(path: &Path) -> u8 {
             cfg.schedule.cron
         ),
     );
+    // Where each connection setting came from (never the secret itself).
+    let s = &cfg.sources;
+    out.line(true, "API URL", &format!("{} {}", cfg.api_url, s.api_url));
+    out.line(
+        true,
+        "login URL",
+        &format!("{} {}", cfg.login_url, s.login_url),
+    );
+    out.line(
+        true,
+        "client id",
+        &format!("{} {}", cfg.client_id, s.client_id),
+    );
+    out.line(
+        true,
+        "client secret",
+        &format!("(not shown) {}", s.client_secret),
+    );
     let client = match Client::new(&cfg, Metrics::new(), CancellationToken::new()) {
         Ok(c) => c,
         Err(e) => {

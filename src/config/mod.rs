@@ -29,5 +29,5 @@ pub use load::{load, load_columns, parse};
 pub use urls::{derive_login_url, parse_base_url, parse_upload_url, region_domain};
 pub use validate::GENESYS_TOKEN_RPM;
 pub use validated::{
-    Config, KeyBy, OnVanish, RowsPolicy, Schedule, Selection, TableRef, WriteMode,
+    Config, KeyBy, OnVanish, RowsPolicy, Schedule, Selection, Source, Sources, TableRef, WriteMode,
 };

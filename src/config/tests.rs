@@ -122,7 +122,54 @@ fn secret_from_credentials_directory() {
     let e = env(&[(ENV_CREDENTIALS_DIRECTORY, dir.to_str().unwrap())]);
     let c = parse(BASE, &e).unwrap();
     assert_eq!(c.client_secret.expose_secret(), "from-systemd");
+    assert_eq!(
+        c.sources.client_secret,
+        super::validated::Source::CredentialsDirectory
+    );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sources_say_where_each_connection_setting_came_from() {
+    use super::validated::Source;
+    let from_file = parse(BASE, &env(&[(ENV_CLIENT_SECRET, "s")])).unwrap();
+    let s = &from_file.sources;
+    assert_eq!(
+        s.api_url,
+        Source::File {
+            key: "genesys.region",
+            line: Some(3)
+        }
+    );
+    assert_eq!(
+        s.client_id,
+        Source::File {
+            key: "genesys.client_id",
+            line: Some(4)
+        }
+    );
+    assert_eq!(s.client_secret, Source::Env(ENV_CLIENT_SECRET));
+    assert!(matches!(s.login_url, Source::Derived(_)));
+    assert_eq!(
+        s.api_url.to_string(),
+        "from genesys.region, line 3 of the config file"
+    );
+    // Exported variables win over the file, and say so.
+    let e = env(&[
+        (ENV_CLIENT_SECRET, "s"),
+        (ENV_REGION, "eu-west-1"),
+        (ENV_CLIENT_ID, "exported"),
+    ]);
+    let c = parse(BASE, &e).unwrap();
+    assert_eq!(c.sources.api_url, Source::Env(ENV_REGION));
+    assert_eq!(c.sources.client_id, Source::Env(ENV_CLIENT_ID));
+    assert_eq!(c.client_id, "exported");
+    let e = env(&[
+        (ENV_CLIENT_SECRET, "s"),
+        (ENV_API_REGION, "https://api.mypurecloud.ie"),
+    ]);
+    let c = parse(BASE, &e).unwrap();
+    assert_eq!(c.sources.api_url, Source::Env(ENV_API_REGION));
 }
 
 #[test]

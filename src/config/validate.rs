@@ -8,7 +8,7 @@ use super::raw::{RawConfig, RawGenesys, RawQueues, RawRows, RawTable};
 use super::source::LineIndex;
 use super::urls::{REGIONS, derive_login_url, parse_base_url, region_domain};
 use super::validated::{
-    Config, KeyBy, OnVanish, RowsPolicy, Schedule, Selection, TableRef, WriteMode,
+    Config, KeyBy, OnVanish, RowsPolicy, Schedule, Selection, Source, Sources, TableRef, WriteMode,
 };
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -159,6 +159,7 @@ impl Validator<'_> {
         };
 
         Ok(Config {
+            sources: self.sources(&g),
             api_url,
             login_url,
             client_id,
@@ -225,6 +226,58 @@ impl Validator<'_> {
             None => derive_login_url(&api),
         };
         Ok((api, login))
+    }
+
+    /// Where `urls`, the client id and `secret` take each setting from: the same order
+    /// of precedence (environment first), kept beside them.
+    pub(super) fn sources(&self, g: &RawGenesys) -> Sources {
+        let set = |name: &'static str| self.env.var(name).is_some();
+        let api_url = if set(ENV_API_REGION) {
+            Source::Env(ENV_API_REGION)
+        } else if let Some(u) = &g.api_url {
+            Source::File {
+                key: "genesys.api_url",
+                line: self.line(u),
+            }
+        } else if set(ENV_REGION) {
+            Source::Env(ENV_REGION)
+        } else {
+            Source::File {
+                key: "genesys.region",
+                line: g.region.as_ref().and_then(|r| self.line(r)),
+            }
+        };
+        let login_url = match &g.login_url {
+            Some(u) => Source::File {
+                key: "genesys.login_url",
+                line: self.line(u),
+            },
+            None => Source::Derived("the API URL (api. -> login.)"),
+        };
+        let client_id = if set(ENV_CLIENT_ID) {
+            Source::Env(ENV_CLIENT_ID)
+        } else {
+            Source::File {
+                key: "genesys.client_id",
+                line: g.client_id.as_ref().and_then(|c| self.line(c)),
+            }
+        };
+        let client_secret = if set(ENV_CLIENT_SECRET) {
+            Source::Env(ENV_CLIENT_SECRET)
+        } else if let Some(p) = &g.client_secret_file {
+            Source::File {
+                key: "genesys.client_secret_file",
+                line: self.line(p),
+            }
+        } else {
+            Source::CredentialsDirectory
+        };
+        Sources {
+            api_url,
+            login_url,
+            client_id,
+            client_secret,
+        }
     }
 
     pub(super) fn secret(&self, g: &RawGenesys) -> Result<SecretString, ConfigError> {

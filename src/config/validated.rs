@@ -83,6 +83,8 @@ impl Schedule {
 /// The validated configuration the daemon runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where the connection settings below came from, for `check`.
+    pub sources: Sources,
     pub api_url: Url,
     pub login_url: Url,
     pub client_id: String,
@@ -163,4 +165,51 @@ impl Default for RowsPolicy {
             heartbeat_key: Some("_heartbeat".to_owned()),
         }
     }
+}
+
+/// Where one effective setting came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Source {
+    /// An environment variable.
+    Env(&'static str),
+    /// A key of the config file, at this line when known.
+    File {
+        key: &'static str,
+        line: Option<usize>,
+    },
+    /// `$CREDENTIALS_DIRECTORY/client-secret` (systemd `LoadCredential=`).
+    CredentialsDirectory,
+    /// Derived from another setting (the login URL from the API URL).
+    Derived(&'static str),
+    /// Set by the program itself (the demo and tests).
+    #[default]
+    Program,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(name) => write!(f, "from {name}"),
+            Self::File {
+                key,
+                line: Some(line),
+            } => write!(f, "from {key}, line {line} of the config file"),
+            Self::File { key, line: None } => write!(f, "from {key} in the config file"),
+            Self::CredentialsDirectory => {
+                f.write_str("from $CREDENTIALS_DIRECTORY/client-secret (systemd LoadCredential)")
+            }
+            Self::Derived(from) => write!(f, "derived from {from}"),
+            Self::Program => f.write_str("set by the program"),
+        }
+    }
+}
+
+/// Where the connection settings came from: an exported variable silently overriding
+/// the file is the likeliest first-day mistake, so `check` prints these.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    pub api_url: Source,
+    pub login_url: Source,
+    pub client_id: Source,
+    pub client_secret: Source,
 }
