@@ -1,6 +1,7 @@
 //! `check` proves what `run` needs: each call `run` makes is made once, a missing
 //! permission fails the line of its call and names it (from the one permissions table),
 //! and nothing a flow could see changes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
