@@ -285,6 +285,36 @@ pub struct Signals {
     streak: FailureStreak,
     /// Per-queue gauges on /metrics (`[http] queue_metrics`).
     queue_metrics: bool,
+    /// Another writer's heartbeat is counted every cycle but warned about at most every
+    /// [`OTHER_WRITER_WARN_EVERY`]: it lasts until someone stops one of the daemons.
+    other_writer_warn: Every,
+}
+
+/// How often a daemon that keeps seeing another writer's heartbeat warns about it.
+pub const OTHER_WRITER_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Allows something at most once per period: the first time, then once the period passed.
+#[derive(Debug)]
+pub struct Every {
+    period: std::time::Duration,
+    last: Option<tokio::time::Instant>,
+}
+
+impl Every {
+    pub fn new(period: std::time::Duration) -> Self {
+        Self { period, last: None }
+    }
+
+    pub fn allow(&mut self, now: tokio::time::Instant) -> bool {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.period)
+        {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
 }
 
 impl Signals {
@@ -294,6 +324,7 @@ impl Signals {
             health,
             streak: FailureStreak::default(),
             queue_metrics: true,
+            other_writer_warn: Every::new(OTHER_WRITER_WARN_EVERY),
         }
     }
 
@@ -332,6 +363,17 @@ impl Signals {
         }
         if let Some(ok) = r.table_ok {
             self.health.set_table_ok(ok);
+        }
+        if let Some(o) = &r.other_writer {
+            m.other_writer_heartbeats.inc();
+            if self.other_writer_warn.allow(tokio::time::Instant::now()) {
+                tracing::warn!(
+                    other_writer = %o.writer,
+                    its_updated_at = %o.updated_at,
+                    writer = %crate::sync::writer::identity(),
+                    "another writer writes this data table: its heartbeat replaced this daemon's since the last cycle; two daemons overwrite each other's rows; stop one of them, or give each its own table (repeated at most every 5 minutes while it lasts; counted in genesys_queue_sync_other_writer_heartbeats_total)"
+                );
+            }
         }
         let summary = r.summary();
         self.health.cycle_finished(r.fresh(), &summary);
@@ -427,6 +469,18 @@ impl FailureStreak {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn another_writer_is_warned_about_at_first_then_every_five_minutes() {
+        let mut every = Every::new(OTHER_WRITER_WARN_EVERY);
+        let start = tokio::time::Instant::now();
+        // Seen every 10 s for 12 minutes: warned at 0, 5 and 10 minutes.
+        let warned: Vec<u64> = (0..72u64)
+            .filter(|i| every.allow(start + std::time::Duration::from_secs(i * 10)))
+            .map(|i| i * 10)
+            .collect();
+        assert_eq!(warned, [0, 300, 600]);
+    }
 
     #[test]
     fn a_repeated_failure_is_logged_at_first_then_rarely() {

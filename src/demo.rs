@@ -57,7 +57,7 @@ async fn seeded_sim(churn: Option<Duration>) -> anyhow::Result<(Sim, Vec<String>
 /// The fields of `columns` (after `key`) as simulator field types, for creating a table.
 fn table_fields(columns: &Columns) -> Vec<(&str, FieldType)> {
     columns
-        .fields()
+        .schema_fields()
         .into_iter()
         .skip(1)
         .filter_map(|(c, t)| FieldType::from_wire(t.as_str()).map(|ft| (c, ft)))

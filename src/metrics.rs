@@ -49,6 +49,7 @@ pub struct Metrics {
     pub token_renewals: Counter,
     pub rows: Family<Labels, Counter>,
     pub skipped_ticks: Counter,
+    pub other_writer_heartbeats: Counter,
     pub queue_values: Family<Labels, Gauge>,
     pub config_reloads: Family<Labels, Counter>,
     pub push: crate::push::metrics::PushMetrics,
@@ -146,6 +147,12 @@ impl Metrics {
             "Schedule ticks skipped because a cycle was still running",
             skipped_ticks.clone(),
         );
+        let other_writer_heartbeats = Counter::default();
+        r.register(
+            "other_writer_heartbeats",
+            "Cycles whose read-back of the heartbeat row found another writer's heartbeat (two daemons on one table)",
+            other_writer_heartbeats.clone(),
+        );
         let queue_values = Family::<Labels, Gauge>::default();
         r.register(
             "queue_value",
@@ -184,6 +191,7 @@ impl Metrics {
             token_renewals,
             rows,
             skipped_ticks,
+            other_writer_heartbeats,
             queue_values,
             config_reloads,
             push,

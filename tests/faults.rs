@@ -930,8 +930,8 @@ async fn a_long_outage_fails_cycles_on_schedule_and_ends_without_a_retry_storm()
     assert_eq!(writes, 5);
     assert_eq!(count(&reqs, "POST", "/observations/query"), 1);
     assert!(
-        reqs.len() <= 1 + 1 + 5 + 1,
-        "name check + read + writes + heartbeat: {}",
+        reqs.len() <= 1 + 1 + 5 + 2,
+        "name check + read + writes + heartbeat read-back and write: {}",
         reqs.len()
     );
     assert_all_truth(&sim, &names, &ids);
@@ -1863,4 +1863,118 @@ async fn a_renamed_queue_whose_old_name_is_reused_never_writes_that_row_again() 
     assert_ok(&s.run_cycle(false).await);
     assert_truth(&sim, "Rowan Sales", &newcomer);
     assert_eq!(int(&rows(&sim)["Rowan Sales"], "Waiting"), 4);
+}
+
+/// The heartbeat row's `Writer` value in the simulator's table, if any.
+fn heartbeat_writer(sim: &Sim) -> Option<String> {
+    rows(sim)
+        .get("_heartbeat")
+        .and_then(|r| r.get("Writer"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Issue 12 item 5: two daemons on one table. The daemon under test (in-process, a cycle
+/// a second) and a second one (the real binary, another process, every 10 s) share the
+/// table; the first notices the second's heartbeat at its next cycle, warns once (rate
+/// limited), counts it in `/metrics`, names it in its own heartbeat, and `check` reports
+/// the two writers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_the_table_is_warned_about_counted_and_reported_by_check() {
+    logs();
+    let sim = Sim::start(SimOptions::default()).await.unwrap();
+    let mut fields = COLUMNS.to_vec();
+    fields.push(("Writer", genesys_sim::FieldType::String));
+    sim.create_table(TABLE, &fields);
+    let names = ["Willow One", "Willow Two"];
+    for n in names {
+        add_busy_queue(&sim, n);
+    }
+    let d = Daemon::start(cfg(&sim, &names)).await;
+    wait_cycles(&d, 2, 15).await;
+    let mine = heartbeat_writer(&sim).expect("the heartbeat names its writer");
+    let file = config_file(
+        &sim,
+        &format!(
+            "{}\n[schedule]\ncron = \"*/10 * * * * *\"\n",
+            queues_toml(&names)
+        ),
+    );
+    // Alone on the table: check names the writer and passes.
+    let out = run_bin(&["check"], &file).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("✓ writer") && l.contains(&mine)),
+        "{stdout}"
+    );
+    assert!(d.reports().iter().all(|r| r.other_writer.is_none()));
+
+    // The second daemon: another process, so another identity.
+    let started = Instant::now();
+    let second = tokio::process::Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&file.path)
+        .env_clear()
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = format!(":{}:", second.id().unwrap());
+    let seen = eventually("the daemon reports the second writer", 30, || async {
+        d.reports()
+            .iter()
+            .find_map(|r| r.other_writer.clone())
+            .filter(|o| o.writer.contains(&pid))
+    })
+    .await;
+    let noticed = started.elapsed();
+    let first_write = sim
+        .requests()
+        .iter()
+        .filter(|r| is_heartbeat(r) && r.body.contains(&pid))
+        .map(|r| r.at)
+        .min()
+        .expect("the second daemon wrote its heartbeat");
+    eprintln!(
+        "figure: second writer {} noticed {:.1} s after its first heartbeat write ({:.1} s after it started; period 1 s)",
+        seen.writer,
+        (started + noticed)
+            .duration_since(first_write)
+            .as_secs_f64(),
+        noticed.as_secs_f64()
+    );
+    // Warned, with the metric.
+    let warned = eventually("the warning", 5, || async {
+        let l = log_lines_with(&["WARN", "another writer", &pid]);
+        (!l.is_empty()).then_some(l)
+    })
+    .await;
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    let (_, _, metrics) = d.get("/metrics").await;
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("genesys_queue_sync_other_writer_heartbeats_total ")
+                && !l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
+    // Its heartbeat names the other writer; check reports it and fails.
+    eventually("the heartbeat names the other writer", 10, || async {
+        heartbeat_writer(&sim).filter(|w| w.contains("also written by") && w.contains(&pid))
+    })
+    .await;
+    let out = run_bin(&["check"], &file).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("✗ writer"))
+        .unwrap_or_else(|| panic!("no writer line in {stdout}"));
+    assert!(line.contains(&pid) && line.contains("fix"), "{line}");
+    drop(second);
+    assert_eq!(d.stop().await, Exit::Shutdown);
 }

@@ -340,6 +340,7 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
         ("rows", "counter", None),
         ("skipped_ticks", "counter", None),
         ("config_reloads", "counter", None),
+        ("other_writer_heartbeats", "counter", None),
         ("queue_value", "gauge", None),
         ("build_info", "gauge", None),
         ("ready", "gauge", None),

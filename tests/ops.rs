@@ -549,10 +549,14 @@ async fn sighup_with_a_broken_file_keeps_the_old_config_and_the_process() {
 // ---------------------------------------------------------------- table bootstrap
 
 /// The daemon's columns with their JSON schema types, `key` first.
+/// The fields `table schema` and `table create` make, in display order: `key`, the
+/// columns, the heartbeat's `Writer`, `UpdatedAt` last.
 fn daemon_columns() -> Vec<(&'static str, &'static str)> {
-    std::iter::once(("key", "string"))
+    let mut v: Vec<(&'static str, &'static str)> = std::iter::once(("key", "string"))
         .chain(COLUMNS.iter().map(|(c, t)| (*c, t.wire_name())))
-        .collect()
+        .collect();
+    v.insert(v.len() - 1, ("Writer", "string"));
+    v
 }
 
 /// Column name → type of a stored schema.
@@ -686,7 +690,7 @@ async fn table_create_adds_only_missing_columns_and_keeps_the_rest() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("added columns OnQueue, Interacting, Waiting, UpdatedAt"),
+        stdout.contains("added columns OnQueue, Interacting, Waiting, Writer, UpdatedAt"),
         "{stdout}"
     );
     assert_eq!(

@@ -193,6 +193,18 @@ pub async fn check(path: &Path) -> u8 {
             for p in problems {
                 out.line(false, "schema", &p.to_string());
             }
+            if let Some(key) = &cfg.rows.heartbeat_key {
+                // Who writes the table: two daemons on one table fight silently.
+                let has_field = t.columns.contains_key(sync::writer::WRITER);
+                let (pass, detail) = match datatable::get_row(&client, &t.id, key).await {
+                    Ok(row) => sync::writer::describe(row.as_ref(), has_field, chrono::Utc::now()),
+                    Err(e) => (
+                        false,
+                        format!("could not read the heartbeat row `{key}`: {e}"),
+                    ),
+                };
+                out.line(pass, "writer", &detail);
+            }
             for r in cfg.columns.retired(&t) {
                 // Not a failure: the daemon blanks it, but a flow may still read it.
                 out.line(

@@ -30,8 +30,9 @@ impl Estimate {
                 } else {
                     0
                 }) as f64,
+            // Its read-back (the writer check) and its write.
             heartbeat_per_cycle: if cfg.rows.heartbeat_key.is_some() {
-                1.0
+                2.0
             } else {
                 0.0
             },

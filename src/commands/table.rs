@@ -20,7 +20,7 @@ pub fn schema(config: Option<&Path>) -> u8 {
             return exit::CONFIG;
         }
     };
-    match serde_json::to_string_pretty(&datatable::schema_json(&columns.fields())) {
+    match serde_json::to_string_pretty(&datatable::schema_json(&columns.schema_fields())) {
         Ok(s) => {
             println!("{s}");
             exit::OK
@@ -41,7 +41,7 @@ pub async fn create(cfg: Config) -> u8 {
             return exit::FAILURE;
         }
     };
-    let fields = cfg.columns.fields();
+    let fields = cfg.columns.schema_fields();
     let existing = datatable::find(&client, &cfg.table).await;
     let result = match (existing, &cfg.table) {
         (Err(e), _) => Err(e.to_string()),
@@ -101,7 +101,7 @@ pub async fn create(cfg: Config) -> u8 {
 
 fn column_list(columns: &Columns) -> String {
     columns
-        .fields()
+        .schema_fields()
         .iter()
         .map(|(c, t)| format!("{c} ({})", t.as_str()))
         .collect::<Vec<_>>()

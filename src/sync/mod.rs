@@ -14,6 +14,7 @@ pub mod plan;
 pub mod report;
 pub mod selection;
 pub mod table;
+pub mod writer;
 
 use std::sync::Arc;
 
@@ -161,6 +162,12 @@ impl Syncer {
                 via_rows,
                 heartbeat,
             } => {
+                if let Some(key) = heartbeat
+                    .as_ref()
+                    .filter(|k| self.table.view().keys.contains(*k))
+                {
+                    report.other_writer = self.table.read_heartbeat(client, &table_id, key).await;
+                }
                 let bound = self.policy.import_bound();
                 let imported = self
                     .table
@@ -198,6 +205,14 @@ impl Syncer {
                 if let Some(heartbeat) = heartbeat
                     && report.fresh() > 0
                 {
+                    // Read back right before it is overwritten: the latest write by
+                    // anyone, which is what tells two writers apart (see `writer`).
+                    if heartbeat.exists {
+                        report.other_writer = self
+                            .table
+                            .read_heartbeat(client, &table_id, &heartbeat.key)
+                            .await;
+                    }
                     self.table
                         .write_heartbeat(client, &table_id, heartbeat)
                         .await;

@@ -46,7 +46,8 @@ impl Policy {
     pub fn row_budget(&self, reads: usize) -> usize {
         let period = self.period.min(Duration::from_secs(60));
         let per_cycle = (u64::from(self.requests_per_minute) * period.as_secs() / 60) as usize;
-        let heartbeat = usize::from(self.heartbeat_key.is_some());
+        // The heartbeat's read-back (the writer check) and its write.
+        let heartbeat = 2 * usize::from(self.heartbeat_key.is_some());
         per_cycle.saturating_sub(reads + heartbeat)
     }
 
@@ -378,12 +379,13 @@ mod tests {
     #[test]
     fn the_budget_is_a_periods_share_of_the_minute_less_reads_and_heartbeat() {
         let mut p = policy();
-        assert_eq!(p.row_budget(1), 300 - 1 - 1);
+        // The heartbeat costs two: its read-back (the writer check) and its write.
+        assert_eq!(p.row_budget(1), 300 - 1 - 2);
         p.period = Duration::from_secs(10);
-        assert_eq!(p.row_budget(2), 50 - 2 - 1);
+        assert_eq!(p.row_budget(2), 50 - 2 - 2);
         // A period over a minute still spends at most a minute's worth per cycle.
         p.period = Duration::from_secs(300);
-        assert_eq!(p.row_budget(1), 298);
+        assert_eq!(p.row_budget(1), 297);
         p.heartbeat_key = None;
         assert_eq!(p.row_budget(1), 299);
         // Reads alone over the budget: nothing left, never an underflow.
@@ -433,8 +435,8 @@ mod tests {
     #[test]
     fn over_budget_the_biggest_change_goes_first_then_the_oldest_and_the_rest_wait() {
         let mut p = policy();
-        // 6 requests per cycle at 10 s: 1 read + 1 heartbeat leaves 4 row writes.
-        p.requests_per_minute = 36;
+        // 7 requests per cycle at 10 s: 1 read + 2 for the heartbeat leave 4 row writes.
+        p.requests_per_minute = 42;
         p.period = Duration::from_secs(10);
         let case = Case::default()
             .queue("refresh-young", 1, Some((1, 5)))
@@ -460,7 +462,7 @@ mod tests {
     /// 3 queues that all changed, with a budget of 1 row write per cycle.
     fn over_budget_case() -> (Case, Policy) {
         let mut p = policy();
-        p.requests_per_minute = 3;
+        p.requests_per_minute = 4;
         let case = Case::default()
             .queue("a", 1, Some((0, 1)))
             .queue("b", 1, Some((0, 1)))

@@ -127,6 +127,8 @@ pub struct CycleReport {
     /// Whether the cycle ended with a usable table (found, schema fits, not lost during
     /// the writes); None when it did not look (a dry run, or no token).
     pub table_ok: Option<bool>,
+    /// Another writer whose heartbeat this cycle found in the table.
+    pub other_writer: Option<super::writer::OtherWriter>,
 }
 
 impl CycleReport {

@@ -12,13 +12,14 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::columns::{self, Columns, Values};
+use super::columns::{self, Columns, UPDATED_AT, Values};
 use super::plan::{Due, Heartbeat, Held, IMPORT_FAILURES_BEFORE_ROWS, TableView};
 use super::report::{CycleError, CycleReport, Stage};
 use super::selection::Target;
+use super::writer::{OtherWriter, WRITER, Writers};
 use crate::config::TableRef;
 use crate::genesys::Client;
-use crate::genesys::datatable::{self, Table};
+use crate::genesys::datatable::{self, ColumnType, Table};
 
 pub struct TableState {
     /// The configured table, for log lines.
@@ -38,6 +39,10 @@ pub struct TableState {
     extra_columns: HashMap<String, Map<String, Value>>,
     /// Owned keys whose record the last imports failed, and how many times in a row.
     import_failures: HashMap<String, u32>,
+    /// Whether the table has the heartbeat's `Writer` field.
+    writer_field: bool,
+    /// This process's identity and the other writers it has seen.
+    writers: Writers,
 }
 
 impl TableState {
@@ -52,6 +57,8 @@ impl TableState {
             held: HashMap::new(),
             extra_columns: HashMap::new(),
             import_failures: HashMap::new(),
+            writer_field: false,
+            writers: Writers::default(),
         }
     }
 
@@ -90,6 +97,17 @@ impl TableState {
             tracing::warn!(
                 columns = %self.retired.join(", "),
                 "the table has columns the daemon wrote before but no longer configures; it blanks them in its rows so no flow reads a stale number (remove them from the flows)"
+            );
+        }
+        self.writer_field = table
+            .columns
+            .get(WRITER)
+            .is_some_and(|ty| ty == ColumnType::String.as_str());
+        if self.writer_field {
+            tracing::info!(writer = %self.writers.me(), "the heartbeat row names this process as its writer");
+        } else {
+            tracing::warn!(
+                "the table has no `Writer` string column, so the heartbeat row cannot name its writer and a second daemon writing this table is noticed only by the heartbeat's UpdatedAt; `genesys-queue-sync table create` adds the column"
             );
         }
         let id = table.id.clone();
@@ -220,11 +238,47 @@ impl TableState {
         }
     }
 
+    /// Reads the heartbeat row back before it is written again: another writer's
+    /// identity in it is reported (see [`super::writer`]). One request; a failed read
+    /// only costs the check, never the write.
+    pub async fn read_heartbeat(
+        &mut self,
+        client: &Client,
+        table_id: &str,
+        key: &str,
+    ) -> Option<OtherWriter> {
+        match datatable::get_row(client, table_id, key).await {
+            Ok(row) => self.writers.read(row.as_ref(), Utc::now()),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read the heartbeat row back; the writer check waits for the next cycle");
+                None
+            }
+        }
+    }
+
+    /// The heartbeat row: key, `UpdatedAt`, and this process's identity when the table
+    /// has the `Writer` field.
+    fn heartbeat_row(&self, key: &str, now: DateTime<Utc>) -> Map<String, Value> {
+        let mut row = Columns::heartbeat_row(key, now);
+        if self.writer_field {
+            row.insert(WRITER.into(), Value::String(self.writers.value(now)));
+        }
+        row
+    }
+
+    fn heartbeat_written(&mut self, row: &Map<String, Value>, now: DateTime<Utc>) {
+        if let Some(at) = row.get(UPDATED_AT).and_then(Value::as_str) {
+            self.writers.wrote(at, now);
+        }
+    }
+
     pub async fn write_heartbeat(&mut self, client: &Client, table_id: &str, heartbeat: Heartbeat) {
-        let row = Columns::heartbeat_row(&heartbeat.key, Utc::now());
+        let now = Utc::now();
+        let row = self.heartbeat_row(&heartbeat.key, now);
         match datatable::upsert_row(client, table_id, &heartbeat.key, &row, heartbeat.exists).await
         {
             Ok(()) => {
+                self.heartbeat_written(&row, now);
                 self.known_keys.insert(heartbeat.key);
             }
             Err(e) => {
@@ -255,17 +309,22 @@ impl TableState {
         if due.is_empty() && heartbeat.is_none() {
             return Ok(());
         }
-        let extra: BTreeSet<String> = self
+        let mut extra: BTreeSet<String> = self
             .extra_columns
             .values()
             .flat_map(|m| m.keys().cloned())
             .collect();
+        if heartbeat.is_some() && self.writer_field {
+            extra.insert(WRITER.to_owned());
+        }
         let mut csv = datatable::CsvWriter::new(&self.columns.fields(), extra);
         for d in &due {
             csv.push(&self.owned_row(&d.target.key, &d.values, d.at));
         }
-        if let Some(key) = &heartbeat {
-            csv.push(&Columns::heartbeat_row(key, Utc::now()));
+        let now = Utc::now();
+        let heartbeat_row = heartbeat.as_ref().map(|key| self.heartbeat_row(key, now));
+        if let Some(row) = &heartbeat_row {
+            csv.push(row);
         }
         let csv = csv.finish();
         let outcome = match datatable::import_append(client, table_id, csv, bound).await {
@@ -295,6 +354,9 @@ impl TableState {
         );
         if let Some(key) = heartbeat {
             self.known_keys.insert(key);
+        }
+        if let Some(row) = &heartbeat_row {
+            self.heartbeat_written(row, now);
         }
         let failed_keys = if outcome.failed == 0 {
             HashSet::new()

@@ -141,6 +141,30 @@ pub async fn for_each_row(
     }
 }
 
+/// The row with `key` as the table holds it (all fields), or None when it does not exist.
+pub async fn get_row(
+    client: &Client,
+    table_id: &str,
+    key: &str,
+) -> Result<Option<Map<String, Value>>, ApiError> {
+    let req = Request::get(
+        ROW,
+        format!(
+            "/api/v2/flows/datatables/{}/rows/{}",
+            encode_segment(table_id),
+            encode_segment(key)
+        ),
+    )
+    .query("showbrief", "false");
+    match client.send(req).await {
+        Ok(body) => super::decode_object(&body)
+            .map(Some)
+            .map_err(|e| ApiError::decode(ROW, format!("not the expected JSON: {e}"))),
+        Err(e) if e.status() == Some(404) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Why a row write failed, for the create/update dance.
 #[derive(Debug, thiserror::Error)]
 pub enum RowError {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
+use super::writer::WRITER;
 use crate::genesys::datatable::schema::{ColumnType, Table};
 use crate::genesys::observations::{Query, QueueObservation};
 pub use vocabulary::{
@@ -178,9 +179,23 @@ impl Columns {
         Some((Values(values), at))
     }
 
-    /// Whether `field` is one the daemon writes (a column, `key` or `UpdatedAt`).
+    /// Whether `field` is one the daemon writes (a column, `key`, `UpdatedAt`, or the
+    /// heartbeat's `Writer`).
     pub fn writes(&self, field: &str) -> bool {
-        field == KEY || field == UPDATED_AT || self.list.iter().any(|c| c.name == field)
+        field == KEY
+            || field == UPDATED_AT
+            || field == WRITER
+            || self.list.iter().any(|c| c.name == field)
+    }
+
+    /// The fields `table create` and `table schema` make: [`Self::fields`] and the
+    /// heartbeat's `Writer` (a string, optional for the daemon: a table made before it
+    /// existed works without it, only the heartbeat then names no writer), just before
+    /// `UpdatedAt`, which stays last.
+    pub fn schema_fields(&self) -> Vec<(&str, ColumnType)> {
+        let mut f = self.fields();
+        f.insert(f.len() - 1, (WRITER, ColumnType::String));
+        f
     }
 
     /// Fields of `table` the daemon wrote once but no longer does: fields it created

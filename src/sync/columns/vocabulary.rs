@@ -401,7 +401,7 @@ pub fn column(
 pub fn check_name(name: &str) -> Result<(), SpecError> {
     let fix = "use a name that starts with a letter and has only letters, digits and _ \
                (at most 64 characters), such as WaitingVoice";
-    let reserved = [KEY, UPDATED_AT];
+    let reserved = [KEY, UPDATED_AT, super::super::writer::WRITER];
     if let Some(r) = reserved.iter().find(|r| r.eq_ignore_ascii_case(name)) {
         return Err(SpecError::new(
             format!("`{name}` is reserved: the daemon writes `{r}` itself"),
