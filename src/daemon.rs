@@ -336,6 +336,35 @@ impl Signals {
 
     pub fn set_queue_metrics(&mut self, on: bool) {
         self.queue_metrics = on;
+        if !on {
+            self.metrics.queues.clear();
+        }
+    }
+
+    /// The per-queue gauges: every observed queue's values; series of queues that left
+    /// the selection (or whose name changed) go. A cycle that stopped early says nothing
+    /// about the selection and changes nothing.
+    fn queue_gauges(&self, r: &CycleReport) {
+        if r.error.is_some() {
+            return;
+        }
+        let g = &self.metrics.queues;
+        for (t, values) in &r.observed {
+            g.set(
+                &t.name,
+                r.columns
+                    .iter()
+                    .zip(values.iter())
+                    .map(|(c, v)| (c.unit().as_str(), c.name.clone(), *v as i64)),
+            );
+        }
+        let keep: std::collections::BTreeSet<&str> = r
+            .observed
+            .iter()
+            .map(|(t, _)| t.name.as_str())
+            .chain(r.failed.iter().map(|f| f.queue.as_str()))
+            .collect();
+        g.retain(&keep);
     }
 
     pub fn record(&mut self, r: &CycleReport) {
@@ -353,10 +382,8 @@ impl Signals {
         m.rows_inc("skipped", r.skipped as u64);
         m.rows_inc("deferred", r.deferred as u64);
         m.rows_inc("failed", r.failed.len() as u64);
-        for (t, values) in r.written.iter().filter(|_| self.queue_metrics) {
-            for (column, value) in r.columns.iter().zip(values.iter()) {
-                m.queue_value(&t.name, &column.name, *value as i64);
-            }
+        if self.queue_metrics {
+            self.queue_gauges(r);
         }
         if let Some(ok) = r.logged_in {
             self.health.set_logged_in(ok);

@@ -2,6 +2,7 @@
 //! `process_*` family (memory, CPU, start time, file descriptors) read from /proc at
 //! each scrape.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -50,7 +51,7 @@ pub struct Metrics {
     pub rows: Family<Labels, Counter>,
     pub skipped_ticks: Counter,
     pub other_writer_heartbeats: Counter,
-    pub queue_values: Family<Labels, Gauge>,
+    pub queues: QueueGauges,
     pub config_reloads: Family<Labels, Counter>,
     pub push: crate::push::metrics::PushMetrics,
 }
@@ -153,12 +154,7 @@ impl Metrics {
             "Cycles whose read-back of the heartbeat row found another writer's heartbeat (two daemons on one table)",
             other_writer_heartbeats.clone(),
         );
-        let queue_values = Family::<Labels, Gauge>::default();
-        r.register(
-            "queue_value",
-            "Last value written per queue and column",
-            queue_values.clone(),
-        );
+        let queues = QueueGauges::register(r);
         let config_reloads = Family::<Labels, Counter>::default();
         r.register(
             "config_reloads",
@@ -192,7 +188,7 @@ impl Metrics {
             rows,
             skipped_ticks,
             other_writer_heartbeats,
-            queue_values,
+            queues,
             config_reloads,
             push,
         }
@@ -236,16 +232,6 @@ impl Metrics {
             .inc();
     }
 
-    pub fn queue_value(&self, queue: &str, column: &str, value: i64) {
-        self.queue_values
-            .get_or_create(&vec![
-                // A label is exported as is: never let a secret ride on a queue name.
-                ("queue", crate::redact::scrub(queue)),
-                ("column", column.to_owned()),
-            ])
-            .set(value);
-    }
-
     /// Sets the `ready` gauge (the scrape handler does, from the /readyz verdict).
     pub fn set_ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));
@@ -257,6 +243,112 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Per queue name: the (family, labels) of each series it exports.
+type LiveSeries = BTreeMap<String, Vec<(&'static str, Labels)>>;
+
+/// The per-queue gauges: one family per meaning, as the column registry gives each
+/// column's unit (`queue_agents`, `queue_interactions`, `queue_seconds`), each series
+/// labelled `queue` (its name) and `column`. A queue's series go when it leaves the
+/// selection or is renamed (its old name's series), and a column's when the columns change.
+#[derive(Clone)]
+pub struct QueueGauges {
+    agents: Family<Labels, Gauge>,
+    interactions: Family<Labels, Gauge>,
+    seconds: Family<Labels, Gauge>,
+    /// The label sets exported per queue name, to remove exactly those.
+    live: std::sync::Arc<std::sync::Mutex<LiveSeries>>,
+}
+
+impl QueueGauges {
+    fn register(r: &mut Registry) -> Self {
+        let agents = Family::<Labels, Gauge>::default();
+        r.register(
+            "queue_agents",
+            "Agents per queue and column, as last observed (columns counting agents)",
+            agents.clone(),
+        );
+        let interactions = Family::<Labels, Gauge>::default();
+        r.register(
+            "queue_interactions",
+            "Interactions per queue and column, as last observed (columns counting interactions)",
+            interactions.clone(),
+        );
+        let seconds = Family::<Labels, Gauge>::default();
+        r.register_with_unit(
+            "queue",
+            "Durations per queue and column, as last observed (columns in seconds, e.g. the oldest waiting interaction)",
+            Unit::Seconds,
+            seconds.clone(),
+        );
+        Self {
+            agents,
+            interactions,
+            seconds,
+            live: std::sync::Arc::default(),
+        }
+    }
+
+    /// The family of a column unit's name (`Unit::as_str` of the column registry:
+    /// "agents", "interactions", "seconds"; the registry is not imported here, so the
+    /// metrics stay a leaf of the module graph).
+    fn family(&self, unit: &str) -> &Family<Labels, Gauge> {
+        match unit {
+            "agents" => &self.agents,
+            "seconds" => &self.seconds,
+            _ => &self.interactions,
+        }
+    }
+
+    /// One queue's values, column by column; series of columns it no longer has go.
+    pub fn set(&self, queue: &str, values: impl IntoIterator<Item = (&'static str, String, i64)>) {
+        // A label is exported as is: never let a secret ride on a queue name.
+        let label = crate::redact::scrub(queue);
+        let mut now = Vec::new();
+        for (unit, column, v) in values {
+            let labels = vec![("queue", label.clone()), ("column", column)];
+            self.family(unit).get_or_create(&labels).set(v);
+            now.push((unit, labels));
+        }
+        let Ok(mut live) = self.live.lock() else {
+            return;
+        };
+        if let Some(before) = live.insert(queue.to_owned(), now.clone()) {
+            for (unit, labels) in before.iter().filter(|b| !now.contains(b)) {
+                self.family(unit).remove(labels);
+            }
+        }
+    }
+
+    /// Removes every series of queues not in `keep` (by name).
+    pub fn retain(&self, keep: &std::collections::BTreeSet<&str>) {
+        let Ok(mut live) = self.live.lock() else {
+            return;
+        };
+        let gone: Vec<String> = live
+            .keys()
+            .filter(|q| !keep.contains(q.as_str()))
+            .cloned()
+            .collect();
+        for q in gone {
+            for (unit, labels) in live.remove(&q).unwrap_or_default() {
+                self.family(unit).remove(&labels);
+            }
+        }
+    }
+
+    /// Removes every per-queue series (`[http] queue_metrics = false`).
+    pub fn clear(&self) {
+        self.retain(&std::collections::BTreeSet::new());
+    }
+
+    /// Series exported now, over the three families.
+    pub fn series(&self) -> usize {
+        self.live
+            .lock()
+            .map_or(0, |l| l.values().map(Vec::len).sum())
     }
 }
 

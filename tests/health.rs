@@ -341,7 +341,9 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
         ("skipped_ticks", "counter", None),
         ("config_reloads", "counter", None),
         ("other_writer_heartbeats", "counter", None),
-        ("queue_value", "gauge", None),
+        ("queue_agents", "gauge", None),
+        ("queue_interactions", "gauge", None),
+        // queue_seconds (unit seconds) has series only with a seconds column: not here.
         ("build_info", "gauge", None),
         ("ready", "gauge", None),
         ("api_request_duration_seconds", "histogram", Some("seconds")),
@@ -499,24 +501,32 @@ async fn metrics_expose_every_documented_family_with_sensible_values() {
         "ticks during the ~4 s first cycle: {skipped}"
     );
 
-    // Per-queue gauges of the values written.
+    // Per-queue gauges, one family per meaning: the four agent columns, Waiting counts
+    // interactions; no seconds column is configured, so that family has no series.
     for (col, want) in busy_values() {
+        let family = if col == "Waiting" {
+            "queue_interactions"
+        } else {
+            "queue_agents"
+        };
         let v = m.value(
-            &format!("{P}queue_value"),
+            &format!("{P}{family}"),
             &[("queue", "Sales"), ("column", col)],
         );
         assert_eq!(v, want as f64, "Sales {col}");
         let v = m.value(
-            &format!("{P}queue_value"),
+            &format!("{P}{family}"),
             &[("queue", "Support"), ("column", col)],
         );
         assert_eq!(v, 0.0, "Support {col}");
     }
     assert_eq!(
-        m.find(&format!("{P}queue_value"), &[]).len(),
-        10,
-        "two queues × five columns"
+        m.find(&format!("{P}queue_agents"), &[]).len(),
+        8,
+        "two queues × four columns"
     );
+    assert_eq!(m.find(&format!("{P}queue_interactions"), &[]).len(), 2);
+    assert_eq!(m.find(&format!("{P}queue_seconds"), &[]).len(), 0);
 
     if std::env::var_os("PRINT_METRICS").is_some() {
         println!("{text}");
@@ -551,4 +561,69 @@ async fn unknown_paths_are_404_and_healthz_is_plain_text() {
     let m = Exposition::parse(&text);
     assert!(m.types.contains_key(&format!("{P}cycles")));
     assert_eq!(d.stop().await, Exit::Shutdown);
+}
+
+/// The daemon's /metrics, parsed.
+async fn scrape(d: &Daemon) -> Exposition {
+    let (status, _, text) = d.get("/metrics").await;
+    assert_eq!(status, 200);
+    Exposition::parse(&text)
+}
+
+/// Per-queue series of `queue` over the three families.
+fn queue_series(m: &Exposition, queue: &str) -> usize {
+    ["queue_agents", "queue_interactions", "queue_seconds"]
+        .iter()
+        .map(|f| m.find(&format!("{P}{f}"), &[("queue", queue)]).len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_queue_series_go_when_a_queue_is_renamed_out_of_the_selection() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    let support = add_busy_queue(&sim, "Support");
+    let mut cfg = config(&sim, &["Sales", "Support"], "* * * * * *");
+    cfg.resolve_every = Duration::from_millis(500);
+    let d = Daemon::start(cfg).await;
+    wait_cycles(&d, 1, 20).await;
+    let m = scrape(&d).await;
+    assert_eq!(
+        (queue_series(&m, "Sales"), queue_series(&m, "Support")),
+        (5, 5)
+    );
+
+    // "Support" no longer exists under that name: its series go, Sales' stay.
+    sim.rename_queue(&support, "Support v2");
+    eventually("Support's series removed", 20, || async {
+        let m = scrape(&d).await;
+        (queue_series(&m, "Support") == 0).then_some(())
+    })
+    .await;
+    let m = scrape(&d).await;
+    assert_eq!(queue_series(&m, "Sales"), 5);
+    assert_eq!(queue_series(&m, "Support v2"), 0, "never selected");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_metrics_false_exports_no_per_queue_series() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    let mut cfg = config(&sim, &["Sales"], "* * * * * *");
+    cfg.queue_metrics = false;
+    let d = Daemon::start(cfg).await;
+    wait_cycles(&d, 2, 20).await;
+    assert!(rows(&sim).contains_key("Sales"), "the row is still written");
+    let m = scrape(&d).await;
+    assert_eq!(queue_series(&m, "Sales"), 0);
+    assert!(
+        m.types
+            .keys()
+            .all(|f| !f.starts_with(&format!("{P}queue_"))),
+        "{:?}",
+        m.types
+    );
+    assert!(m.value(&format!("{P}rows_total"), &[("result", "written")]) >= 1.0);
+    d.stop().await;
 }
