@@ -14,14 +14,16 @@
 //!   `access_token`-like JSON fields, and the whole query string of any URL (a pre-signed
 //!   URL's authority is its query). The excerpt is then capped at [`EXCERPT_MAX`] bytes.
 //!
-//! The registry is process-wide on purpose: a secret must be scrubbed wherever it turns
-//! up (an error built deep in an endpoint module, a panic message, a library's log line),
-//! not only where someone remembered to pass a redactor. It is bounded: a few fixed
-//! secrets and the last [`KEEP_ROTATING`] tokens and upload signatures.
+//! The daemon's registry is process-wide on purpose: a secret must be scrubbed wherever it
+//! turns up (an error built deep in an endpoint module, a panic message, a library's log
+//! line), not only where someone remembered to pass a redactor. It is bounded: a few fixed
+//! secrets and the last [`KEEP_ROTATING`] tokens and upload signatures. The registry itself
+//! is a type ([`Secrets`]) so that a test can own one: in a test process many clients share
+//! the process-wide registry, and their tokens push each other's out of its bound.
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::{LazyLock, RwLock};
+use std::sync::{LazyLock, RwLock, RwLockWriteGuard};
 
 use base64::Engine;
 use regex::Regex;
@@ -40,7 +42,6 @@ const MIN_SECRET_LEN: usize = 6;
 /// At most this many fixed secrets (several clients in one process, as in the tests).
 const MAX_FIXED: usize = 32;
 
-#[derive(Default)]
 struct Registry {
     /// Client secrets and their Basic form (with every encoded variant).
     fixed: Vec<String>,
@@ -61,7 +62,20 @@ impl Registry {
     }
 }
 
-static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| RwLock::new(Registry::default()));
+/// A registry of known secrets and the scrubbing it does. The daemon uses one, process-wide
+/// (the free functions of this module and [`Scrubbing::new`]).
+pub struct Secrets {
+    reg: RwLock<Registry>,
+}
+
+impl Default for Secrets {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The daemon's registry.
+static GLOBAL: Secrets = Secrets::new();
 
 /// A secret as it may appear in text: raw, JSON-escaped, percent-encoded.
 fn variants(secret: &str) -> Vec<String> {
@@ -79,11 +93,6 @@ fn variants(secret: &str) -> Vec<String> {
     v
 }
 
-fn write_registry() -> std::sync::RwLockWriteGuard<'static, Registry> {
-    // A poisoned lock still holds valid strings: keep redacting rather than give up.
-    REGISTRY.write().unwrap_or_else(|e| e.into_inner())
-}
-
 fn push_fixed(reg: &mut Registry, secret: &str) {
     if secret.len() < MIN_SECRET_LEN || reg.fixed.iter().any(|s| s == secret) {
         return;
@@ -95,97 +104,160 @@ fn push_fixed(reg: &mut Registry, secret: &str) {
     reg.fixed.extend(variants(secret));
 }
 
+/// The most channel ids remembered: the 20 a client may hold, and as many being replaced.
+const KEEP_CHANNELS: usize = 40;
+
+impl Secrets {
+    /// An empty registry.
+    pub const fn new() -> Self {
+        Self {
+            reg: RwLock::new(Registry {
+                fixed: Vec::new(),
+                tokens: VecDeque::new(),
+                uploads: VecDeque::new(),
+                channels: VecDeque::new(),
+            }),
+        }
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        // A poisoned lock still holds valid strings: keep redacting rather than give up.
+        self.reg.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers the client secret and the HTTP Basic credential built from it.
+    pub fn register_credentials(&self, client_id: &str, secret: &SecretString) {
+        let secret = secret.expose_secret();
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
+        let mut reg = self.write();
+        push_fixed(&mut reg, secret);
+        push_fixed(&mut reg, &basic);
+    }
+
+    /// Registers a newly obtained access token; the oldest remembered one is forgotten.
+    pub fn register_token(&self, token: &SecretString) {
+        let token = token.expose_secret();
+        if token.len() < MIN_SECRET_LEN {
+            return;
+        }
+        let mut reg = self.write();
+        if reg
+            .tokens
+            .iter()
+            .any(|t| t.first().is_some_and(|s| s == token))
+        {
+            return;
+        }
+        if reg.tokens.len() >= KEEP_ROTATING {
+            reg.tokens.pop_front();
+        }
+        reg.tokens.push_back(variants(token));
+    }
+
+    /// Registers the signature-bearing parts of a pre-signed upload URL: its query string,
+    /// and each query value long enough to be a credential, raw and decoded (storage
+    /// services echo the signature they were given in their error bodies).
+    pub fn register_upload_url(&self, url: &url::Url) {
+        let Some(query) = url.query() else { return };
+        let mut parts = vec![query.to_owned()];
+        for (_, v) in url.query_pairs() {
+            if v.len() >= 16 {
+                parts.extend(variants(&v));
+            }
+        }
+        for raw in query.split('&').filter_map(|kv| kv.split_once('=')) {
+            if raw.1.len() >= 16 {
+                parts.push(raw.1.to_owned());
+            }
+        }
+        parts.retain(|p| p.len() >= MIN_SECRET_LEN);
+        parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        parts.dedup();
+        let mut reg = self.write();
+        if reg.uploads.len() >= KEEP_ROTATING {
+            reg.uploads.pop_front();
+        }
+        reg.uploads.push_back(parts);
+    }
+
+    /// Registers a notification channel's id (which its connectUri contains).
+    pub fn register_channel(&self, id: &str) {
+        if id.len() < MIN_SECRET_LEN {
+            return;
+        }
+        let mut reg = self.write();
+        if reg.channels.iter().any(|c| c == id) {
+            return;
+        }
+        if reg.channels.len() >= KEEP_CHANNELS {
+            reg.channels.pop_front();
+        }
+        reg.channels.push_back(id.to_owned());
+    }
+
+    /// Replaces every registered secret in `text`.
+    pub fn scrub(&self, text: &str) -> String {
+        let reg = self.reg.read().unwrap_or_else(|e| e.into_inner());
+        let mut found: Vec<&str> = reg
+            .all()
+            .filter(|s| text.contains(s.as_str()))
+            .map(String::as_str)
+            .collect();
+        if found.is_empty() {
+            return text.to_owned();
+        }
+        // Longest first, so a secret containing another is replaced whole.
+        found.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = text.to_owned();
+        for s in found {
+            out = out.replace(s, REDACTED);
+        }
+        out
+    }
+
+    /// [`excerpt`] against this registry.
+    pub fn excerpt(&self, text: &str) -> String {
+        let mut out = self.scrub(text);
+        match SHAPES.as_ref() {
+            Some(s) => {
+                out = s.url_query.replace_all(&out, "$1?[redacted]").into_owned();
+                out = s.credential.replace_all(&out, "$1 [redacted]").into_owned();
+                out = s.header.replace_all(&out, "$1$2[redacted]").into_owned();
+                out = s.field.replace_all(&out, "$1$2[redacted]").into_owned();
+            }
+            // The patterns are constants and compile; if they ever did not, show nothing
+            // rather than something unscrubbed.
+            None => return "[answer not shown: redaction unavailable]".to_owned(),
+        }
+        cap(&out, EXCERPT_MAX)
+    }
+}
+
 /// Registers the client secret and the HTTP Basic credential built from it.
 pub fn register_credentials(client_id: &str, secret: &SecretString) {
-    let secret = secret.expose_secret();
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
-    let mut reg = write_registry();
-    push_fixed(&mut reg, secret);
-    push_fixed(&mut reg, &basic);
+    GLOBAL.register_credentials(client_id, secret);
 }
 
 /// Registers a newly obtained access token; the oldest remembered one is forgotten.
 pub fn register_token(token: &SecretString) {
-    let token = token.expose_secret();
-    if token.len() < MIN_SECRET_LEN {
-        return;
-    }
-    let mut reg = write_registry();
-    if reg
-        .tokens
-        .iter()
-        .any(|t| t.first().is_some_and(|s| s == token))
-    {
-        return;
-    }
-    if reg.tokens.len() >= KEEP_ROTATING {
-        reg.tokens.pop_front();
-    }
-    reg.tokens.push_back(variants(token));
+    GLOBAL.register_token(token);
 }
 
-/// Registers the signature-bearing parts of a pre-signed upload URL: its query string,
-/// and each query value long enough to be a credential, raw and decoded (storage
-/// services echo the signature they were given in their error bodies).
+/// Registers the signature-bearing parts of a pre-signed upload URL (see
+/// [`Secrets::register_upload_url`]).
 pub fn register_upload_url(url: &url::Url) {
-    let Some(query) = url.query() else { return };
-    let mut parts = vec![query.to_owned()];
-    for (_, v) in url.query_pairs() {
-        if v.len() >= 16 {
-            parts.extend(variants(&v));
-        }
-    }
-    for raw in query.split('&').filter_map(|kv| kv.split_once('=')) {
-        if raw.1.len() >= 16 {
-            parts.push(raw.1.to_owned());
-        }
-    }
-    parts.retain(|p| p.len() >= MIN_SECRET_LEN);
-    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    parts.dedup();
-    let mut reg = write_registry();
-    if reg.uploads.len() >= KEEP_ROTATING {
-        reg.uploads.pop_front();
-    }
-    reg.uploads.push_back(parts);
+    GLOBAL.register_upload_url(url);
 }
-
-/// The most channel ids remembered: the 20 a client may hold, and as many being replaced.
-const KEEP_CHANNELS: usize = 40;
 
 /// Registers a notification channel's id (which its connectUri contains).
 pub fn register_channel(id: &str) {
-    if id.len() < MIN_SECRET_LEN {
-        return;
-    }
-    let mut reg = write_registry();
-    if reg.channels.iter().any(|c| c == id) {
-        return;
-    }
-    if reg.channels.len() >= KEEP_CHANNELS {
-        reg.channels.pop_front();
-    }
-    reg.channels.push_back(id.to_owned());
+    GLOBAL.register_channel(id);
 }
 
 /// Replaces every registered secret in `text`.
 pub fn scrub(text: &str) -> String {
-    let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
-    let mut found: Vec<&str> = reg
-        .all()
-        .filter(|s| text.contains(s.as_str()))
-        .map(String::as_str)
-        .collect();
-    if found.is_empty() {
-        return text.to_owned();
-    }
-    // Longest first, so a secret containing another is replaced whole.
-    found.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    let mut out = text.to_owned();
-    for s in found {
-        out = out.replace(s, REDACTED);
-    }
-    out
+    GLOBAL.scrub(text)
 }
 
 struct Shapes {
@@ -219,19 +291,7 @@ static SHAPES: LazyLock<Option<Shapes>> = LazyLock::new(|| {
 /// error), made safe to log or show: registered secrets and anything shaped like a
 /// credential replaced, then capped at [`EXCERPT_MAX`] bytes.
 pub fn excerpt(text: &str) -> String {
-    let mut out = scrub(text);
-    match SHAPES.as_ref() {
-        Some(s) => {
-            out = s.url_query.replace_all(&out, "$1?[redacted]").into_owned();
-            out = s.credential.replace_all(&out, "$1 [redacted]").into_owned();
-            out = s.header.replace_all(&out, "$1$2[redacted]").into_owned();
-            out = s.field.replace_all(&out, "$1$2[redacted]").into_owned();
-        }
-        // The patterns are constants and compile; if they ever did not, show nothing
-        // rather than something unscrubbed.
-        None => return "[answer not shown: redaction unavailable]".to_owned(),
-    }
-    cap(&out, EXCERPT_MAX)
+    GLOBAL.excerpt(text)
 }
 
 /// `s` cut to at most `max` bytes on a character boundary, with `…` when cut.
@@ -248,16 +308,26 @@ pub fn cap(s: &str, max: usize) -> String {
 
 /// A log writer that scrubs registered secrets from each line before it reaches the
 /// output: the last line of defence, whatever a log event carries.
-pub struct Scrubbing<W: Write> {
+pub struct Scrubbing<'s, W: Write> {
     inner: W,
     buf: Vec<u8>,
+    secrets: &'s Secrets,
 }
 
-impl<W: Write> Scrubbing<W> {
+impl<W: Write> Scrubbing<'static, W> {
+    /// A writer scrubbing the daemon's (process-wide) registered secrets.
     pub fn new(inner: W) -> Self {
+        Self::with_secrets(inner, &GLOBAL)
+    }
+}
+
+impl<'s, W: Write> Scrubbing<'s, W> {
+    /// A writer scrubbing the secrets registered in `secrets`.
+    pub fn with_secrets(inner: W, secrets: &'s Secrets) -> Self {
         Self {
             inner,
             buf: Vec::new(),
+            secrets,
         }
     }
 
@@ -275,11 +345,11 @@ impl<W: Write> Scrubbing<W> {
         }
         let chunk: Vec<u8> = self.buf.drain(..end).collect();
         let text = String::from_utf8_lossy(&chunk);
-        self.inner.write_all(scrub(&text).as_bytes())
+        self.inner.write_all(self.secrets.scrub(&text).as_bytes())
     }
 }
 
-impl<W: Write> Write for Scrubbing<W> {
+impl<W: Write> Write for Scrubbing<'_, W> {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.buf.extend_from_slice(b);
         self.flush_lines(false)?;
@@ -292,7 +362,7 @@ impl<W: Write> Write for Scrubbing<W> {
     }
 }
 
-impl<W: Write> Drop for Scrubbing<W> {
+impl<W: Write> Drop for Scrubbing<'_, W> {
     fn drop(&mut self) {
         // Nowhere to report a failed log write.
         let _ = self.flush();
@@ -304,10 +374,14 @@ impl<W: Write> Drop for Scrubbing<W> {
 mod tests {
     use super::*;
 
+    // Each test owns its registry: the process-wide one is shared by every test of this
+    // binary that logs in, and their tokens would push this test's out of its bound.
+
     #[test]
     fn registered_secrets_are_replaced_in_every_form() {
+        let secrets = Secrets::new();
         let secret = SecretString::from("s3cr\"et/with+chars");
-        register_credentials("unit-client-a", &secret);
+        secrets.register_credentials("unit-client-a", &secret);
         let basic =
             base64::engine::general_purpose::STANDARD.encode("unit-client-a:s3cr\"et/with+chars");
         for text in [
@@ -316,7 +390,7 @@ mod tests {
             "q=s3cr%22et%2Fwith%2Bchars".to_owned(),
             format!("Authorization: Basic {basic}"),
         ] {
-            let out = scrub(&text);
+            let out = secrets.scrub(&text);
             assert!(out.contains(REDACTED), "{out}");
             assert!(
                 !out.contains("with+chars") && !out.contains("with%2Bchars"),
@@ -328,20 +402,41 @@ mod tests {
 
     #[test]
     fn the_current_and_previous_tokens_are_scrubbed_and_old_ones_age_out_boundedly() {
+        let secrets = Secrets::new();
         let tokens: Vec<String> = (0..6).map(|i| format!("unit-token-{i}-abcdefgh")).collect();
         for t in &tokens {
-            register_token(&SecretString::from(t.clone()));
+            secrets.register_token(&SecretString::from(t.clone()));
         }
-        let text = format!("{} and {}", tokens[5], tokens[4]);
-        assert_eq!(scrub(&text), "[redacted] and [redacted]");
-        let reg = REGISTRY.read().unwrap();
-        assert!(reg.tokens.len() <= KEEP_ROTATING);
+        // The newest KEEP_ROTATING are all scrubbed; older ones are forgotten.
+        let kept = &tokens[tokens.len() - KEEP_ROTATING..];
+        let text = kept.join(" and ");
+        assert_eq!(
+            secrets.scrub(&text),
+            [REDACTED; KEEP_ROTATING].join(" and ")
+        );
+        assert_eq!(secrets.scrub(&tokens[0]), tokens[0]);
+        assert_eq!(secrets.reg.read().unwrap().tokens.len(), KEEP_ROTATING);
+    }
+
+    #[test]
+    fn the_client_secret_survives_any_number_of_token_renewals() {
+        let secrets = Secrets::new();
+        secrets.register_credentials("unit-client-b", &SecretString::from("unit-secret-b"));
+        for i in 0..100 {
+            secrets.register_token(&SecretString::from(format!("unit-renewed-token-{i}")));
+        }
+        let basic = base64::engine::general_purpose::STANDARD.encode("unit-client-b:unit-secret-b");
+        assert_eq!(
+            secrets.scrub(&format!("unit-secret-b {basic} unit-renewed-token-99")),
+            "[redacted] [redacted] [redacted]"
+        );
     }
 
     #[test]
     fn network_text_loses_anything_shaped_like_a_credential_and_is_capped() {
+        let secrets = Secrets::new();
         let body = r#"{"message":"bad gateway","echo":{"Authorization":"Bearer eyJhbGciOi.unknown-token_x","Cookie":"sid=abc"},"access_token":"zzzzzzzz","url":"https://bucket.s3.amazonaws.com/up/f.csv?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA%2F"}"#;
-        let out = excerpt(body);
+        let out = secrets.excerpt(body);
         for leaked in ["eyJhbGciOi", "sid=abc", "zzzzzzzz", "deadbeef", "AKIA"] {
             assert!(!out.contains(leaked), "{leaked} in {out}");
         }
@@ -351,7 +446,7 @@ mod tests {
             "{out}"
         );
         let long = "x".repeat(5000);
-        let out = excerpt(&long);
+        let out = secrets.excerpt(&long);
         assert!(out.len() <= EXCERPT_MAX + '…'.len_utf8());
         assert!(out.ends_with('…'));
     }
@@ -359,17 +454,18 @@ mod tests {
     #[test]
     fn plain_text_is_left_alone() {
         let text = "queue Sales: 503 service.unavailable: try again later";
-        assert_eq!(excerpt(text), text);
+        assert_eq!(Secrets::new().excerpt(text), text);
     }
 
     #[test]
     fn upload_signatures_are_scrubbed_even_when_echoed_decoded() {
+        let secrets = Secrets::new();
         let url = url::Url::parse(
             "https://uploads.example/t/f.csv?X-Amz-Signature=0123456789abcdef0123&X-Amz-Credential=AKIAUNIT%2F20261202%2Fus-east-1",
         )
         .unwrap();
-        register_upload_url(&url);
-        let out = scrub(
+        secrets.register_upload_url(&url);
+        let out = secrets.scrub(
             "<SignatureProvided>0123456789abcdef0123</SignatureProvided><Cred>AKIAUNIT/20261202/us-east-1</Cred>",
         );
         assert!(!out.contains("0123456789abcdef0123"), "{out}");
@@ -378,22 +474,43 @@ mod tests {
 
     #[test]
     fn channel_ids_are_scrubbed_inside_their_connect_uri() {
-        register_channel("streaming-0-unittestchannel");
-        let out =
-            scrub("connecting to wss://streaming.example/channels/streaming-0-unittestchannel");
+        let secrets = Secrets::new();
+        secrets.register_channel("streaming-0-unittestchannel");
+        let out = secrets
+            .scrub("connecting to wss://streaming.example/channels/streaming-0-unittestchannel");
         assert!(!out.contains("unittestchannel"), "{out}");
     }
 
     #[test]
     fn the_log_writer_scrubs_whole_lines() {
-        register_token(&SecretString::from("unit-writer-token-xyz".to_owned()));
+        let secrets = Secrets::new();
+        secrets.register_token(&SecretString::from("unit-writer-token-xyz".to_owned()));
         let mut out = Vec::new();
         {
-            let mut w = Scrubbing::new(&mut out);
+            let mut w = Scrubbing::with_secrets(&mut out, &secrets);
             w.write_all(b"a line with unit-writer-").unwrap();
             w.write_all(b"token-xyz split across writes\n").unwrap();
         }
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text, "a line with [redacted] split across writes\n");
+    }
+
+    /// The daemon's entry points feed the process-wide registry its log writer reads.
+    /// Uses the client secret: fixed secrets are not pushed out by token renewals, and
+    /// this test binary registers far fewer than MAX_FIXED of them.
+    #[test]
+    fn the_daemons_writer_and_excerpts_use_the_process_wide_registry() {
+        register_credentials(
+            "unit-client-global",
+            &SecretString::from("unit-global-secret"),
+        );
+        let mut out = Vec::new();
+        {
+            let mut w = Scrubbing::new(&mut out);
+            w.write_all(b"leaked unit-global-secret\n").unwrap();
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "leaked [redacted]\n");
+        assert_eq!(excerpt("body unit-global-secret"), "body [redacted]");
+        assert_eq!(scrub("unit-global-secret"), REDACTED);
     }
 }
