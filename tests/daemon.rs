@@ -146,13 +146,14 @@ async fn run_reuses_one_token_and_updates_rows_as_agents_change() {
         "one token per process, reused across cycles"
     );
     assert!(reqs.iter().all(|r| r.status != 401));
-    // Existing keys are listed once per process, not every cycle (the other GETs of
-    // `/rows/...` are the heartbeat's read-back, the writer check).
+    // Existing keys are listed once per process, and again only before a cycle that
+    // rewrites existing rows (extra columns edited meanwhile are carried): the second
+    // process's change. The other GETs of `/rows/...` are the heartbeat's read-back.
     let listings = reqs
         .iter()
         .filter(|r| r.method == "GET" && r.path.ends_with("/rows"))
         .count();
-    assert_eq!(listings, 2);
+    assert_eq!(listings, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ pub mod selection;
 pub mod table;
 pub mod writer;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -152,16 +153,24 @@ impl Syncer {
             &self.policy,
             self.selection.targets(),
             &observed.queues,
-            observed.reads + name_checks,
+            observed.reads + name_checks + self.table.reread_cost(),
             self.table.view(),
         );
         report.skipped = skipped;
         match writes {
             Writes::Import {
-                rows,
-                via_rows,
+                mut rows,
+                mut via_rows,
                 heartbeat,
             } => {
+                // One re-read for the import's rows and those going by rows.
+                let via: HashSet<String> = via_rows.iter().map(|d| d.target.key.clone()).collect();
+                rows.append(&mut via_rows);
+                self.table
+                    .reread(client, &table_id, &mut rows, report)
+                    .await;
+                let (via_rows, rows): (Vec<_>, Vec<_>) =
+                    rows.into_iter().partition(|d| via.contains(&d.target.key));
                 if let Some(key) = heartbeat
                     .as_ref()
                     .filter(|k| self.table.view().keys.contains(*k))
@@ -183,11 +192,14 @@ impl Syncer {
                 imported.map_err(at(Stage::Import))
             }
             Writes::Rows {
-                rows,
+                mut rows,
                 deferred,
                 budget,
                 heartbeat,
             } => {
+                self.table
+                    .reread(client, &table_id, &mut rows, report)
+                    .await;
                 if !deferred.is_empty() {
                     report.deferred = deferred.len();
                     let changed = deferred.iter().filter(|d| d.changed).count();

@@ -160,6 +160,86 @@ impl TableState {
         Ok(())
     }
 
+    /// Requests [`Self::reread`] costs: one page of the row listing per 500 rows.
+    pub fn reread_cost(&self) -> usize {
+        if self.held.is_empty() {
+            0
+        } else {
+            self.known_keys
+                .len()
+                .div_ceil(datatable::ROWS_PAGE_SIZE as usize)
+                .max(1)
+        }
+    }
+
+    /// Before rewriting rows that exist, reads what the table holds now, so a value
+    /// someone edited in an extra column (one the daemon does not write) since the last
+    /// read is carried into the write instead of being replaced by the copy read before
+    /// (a PUT, and an import record, replaces the whole row). One listing, ⌈rows/500⌉
+    /// requests, in a cycle that rewrites at least one existing row; none otherwise.
+    ///
+    /// When the listing fails, the rows known to have extra values are not rewritten
+    /// this cycle (they are reported failed and due again): their edits may be newer
+    /// than the copy held. Rows with no extra value known are written.
+    pub async fn reread(
+        &mut self,
+        client: &Client,
+        table_id: &str,
+        due: &mut Vec<Due>,
+        report: &mut CycleReport,
+    ) {
+        if !due.iter().any(|d| self.known_keys.contains(&d.target.key)) {
+            return;
+        }
+        let owned: HashSet<&str> = due.iter().map(|d| d.target.key.as_str()).collect();
+        let (columns, retired) = (&self.columns, &self.retired);
+        let mut extra_columns = HashMap::new();
+        let read = datatable::for_each_row(client, table_id, false, |mut row| {
+            let Some(key) = row.get("key").and_then(Value::as_str).map(str::to_owned) else {
+                return;
+            };
+            if owned.contains(key.as_str()) {
+                row.retain(|field, _| !columns.writes(field) && !retired.contains(field));
+                extra_columns.insert(key, row);
+            }
+        })
+        .await;
+        match read {
+            Ok(()) => {
+                for d in due.iter() {
+                    let key = &d.target.key;
+                    // A row missing from the listing (deleted, or a lagging read of a
+                    // new one) keeps what was known of it.
+                    match extra_columns.remove(key) {
+                        Some(extra) if extra.is_empty() => {
+                            self.extra_columns.remove(key);
+                        }
+                        Some(extra) => {
+                            self.extra_columns.insert(key.clone(), extra);
+                        }
+                        None => {}
+                    }
+                }
+            }
+            Err(e) => {
+                let (keep, withheld): (Vec<Due>, Vec<Due>) = std::mem::take(due)
+                    .into_iter()
+                    .partition(|d| !self.extra_columns.contains_key(&d.target.key));
+                *due = keep;
+                if !withheld.is_empty() {
+                    tracing::warn!(error = %e, rows = withheld.len(), "could not re-read the table before rewriting rows with extra columns; those rows wait for the next cycle so no edit in their extra columns is overwritten");
+                }
+                for d in withheld {
+                    report.fail(
+                        d.target.name.clone(),
+                        Stage::Write,
+                        format!("not rewritten: its extra columns could not be re-read first: {e}"),
+                    );
+                }
+            }
+        }
+    }
+
     /// Deletes the rows of vanished queues; returns the keys to try again next cycle.
     pub async fn delete_rows(
         &mut self,

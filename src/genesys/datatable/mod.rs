@@ -13,7 +13,7 @@ use super::{ApiError, Client, Request, encode_segment};
 const TABLES: &str = "datatables";
 const ROWS: &str = "datatable_rows";
 const ROW: &str = "datatable_row";
-const ROWS_PAGE_SIZE: u32 = 500;
+pub const ROWS_PAGE_SIZE: u32 = 500;
 const MAX_PAGES: u32 = 100;
 
 pub use import::{CsvWriter, ImportOutcome, create_import_job, import_append};
