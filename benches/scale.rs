@@ -10,6 +10,7 @@
 //! cargo bench --bench scale -- --columns 13                 # only the 13-column scenarios (or 5)
 //! cargo bench --bench scale -- --answers-only               # only the oversized-answer RSS runs
 //! cargo bench --bench scale -- --no-answers                 # everything but those
+//! cargo bench --bench scale -- --queue-metrics off          # /metrics on loopback, per-queue gauges off (or on)
 //! ```
 //!
 //! Issue 9: the 13 documented `[columns]` run beside the five (`... 13 cols` scenarios:
@@ -75,6 +76,10 @@ const AGENTS: usize = 40;
 /// Extra environment for the daemon (`--daemon-env KEY=VALUE`, for experiments such as
 /// `MALLOC_ARENA_MAX=2`).
 static DAEMON_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// `--queue-metrics on|off`: serve /metrics on a loopback port with the per-queue gauges
+/// on or off, to weigh what the gauges cost in RSS. Without it /metrics is off.
+static QUEUE_METRICS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 /// Endpoints as (label, column header), in table order.
 const ENDPOINTS: &[&str] = &[
@@ -546,8 +551,12 @@ impl Daemon {
 }
 
 fn config_for(sim: &Sim, sc: &Scenario, cron: &str) -> String {
+    let http = match QUEUE_METRICS.get() {
+        Some(on) => format!("listen = \"127.0.0.1:0\"\nqueue_metrics = {on}"),
+        None => "listen = \"off\"".to_owned(),
+    };
     let mut t = format!(
-        "[genesys]\napi_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\n[http]\nlisten = \"off\"\n\n\
+        "[genesys]\napi_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\n[http]\n{http}\n\n\
          [table]\nname = \"{TABLE}\"\nkey = \"name\"\n",
         sim.base_url()
     );
@@ -1329,6 +1338,11 @@ fn main() {
         println!("daemon environment: {env:?}");
     }
     DAEMON_ENV.set(env).expect("set once");
+    if let Some(w) = args.windows(2).find(|w| w[0] == "--queue-metrics") {
+        let on = w[1] == "on";
+        println!("per-queue gauges: {}", if on { "on" } else { "off" });
+        QUEUE_METRICS.set(on).expect("set once");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
