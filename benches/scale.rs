@@ -55,13 +55,17 @@ use genesys_queue_sync::genesys::encode_segment;
 use genesys_queue_sync::genesys::observations::{parse_response, query_body};
 use genesys_queue_sync::sync::columns::Columns;
 use genesys_sim::{
-    Fault, FaultAction, FieldType, LoggedRequest, Match, QueueTruth, Rewrite, RoutingStatus, Sim,
-    SimOptions, SystemPresence,
+    Fault, FaultAction, FieldType, LoggedRequest, Match, Rewrite, RoutingStatus, Sim, SimOptions,
+    SystemPresence,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+/// The columns' true values, shared with the tests.
+#[path = "../tests/support/truth.rs"]
+mod truth;
 
 const LATENCY: Duration = Duration::from_millis(50);
 const TABLE: &str = "QueueAgentCounts";
@@ -239,27 +243,6 @@ fn thirteen_columns() -> Columns {
     genesys_queue_sync::config::load_columns(&path).expect("the 13 columns load")
 }
 
-/// A column's true value from the simulator's state (not from its answers), for seeding
-/// the table in the steady state the daemon would write.
-fn truth_value(t: &QueueTruth, column: &str, now: DateTime<Utc>) -> u64 {
-    match column {
-        "Online" => t.online,
-        "OnQueue" => t.on_queue,
-        "Idle" => t.idle,
-        "Interacting" => t.interacting,
-        "Waiting" => t.waiting,
-        "WaitingVoice" => t.waiting_in(&["voice"]),
-        "WaitingDigital" => t.waiting_in(&["message", "email", "chat"]),
-        "Members" => t.members,
-        "OffQueue" => t.off_queue,
-        "OnBreak" => t.in_presence(SystemPresence::Break),
-        "NotResponding" => t.not_responding,
-        "Alerting" => t.alerting,
-        "LongestWaitingSeconds" => t.longest_waiting_seconds(now, None),
-        other => panic!("the benchmark has no truth for column {other}"),
-    }
-}
-
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -353,7 +336,7 @@ impl Org {
             let mut row = serde_json::Map::new();
             row.insert("key".into(), json!(name));
             for c in columns.iter() {
-                row.insert(c.name.clone(), json!(truth_value(&t, &c.name, now)));
+                row.insert(c.name.clone(), json!(truth::expected(&t, &c.name, now)));
             }
             row.insert(
                 "UpdatedAt".into(),

@@ -8,8 +8,9 @@ mod support;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use genesys_sim::{QueueTruth, RoutingStatus, Sim, SimOptions, SystemPresence};
+use genesys_sim::{RoutingStatus, Sim, SimOptions, SystemPresence};
 use serde_json::{Map, Value};
+use support::truth::expected;
 use support::*;
 
 /// The shipped `[columns]` example: the 13 columns of the documentation, in their order.
@@ -30,26 +31,6 @@ const NAMES: [&str; 13] = [
     "Alerting",
     "LongestWaitingSeconds",
 ];
-
-/// What each of the 13 columns must hold, from the simulator's truth (not its answers).
-fn expected(t: &QueueTruth, column: &str, now: DateTime<Utc>) -> u64 {
-    match column {
-        "Online" => t.online,
-        "OnQueue" => t.on_queue,
-        "Idle" => t.idle,
-        "Interacting" => t.interacting,
-        "Waiting" => t.waiting,
-        "WaitingVoice" => t.waiting_in(&["voice"]),
-        "WaitingDigital" => t.waiting_in(&["message", "email", "chat"]),
-        "Members" => t.members,
-        "OffQueue" => t.off_queue,
-        "OnBreak" => t.in_presence(SystemPresence::Break),
-        "NotResponding" => t.not_responding,
-        "Alerting" => t.alerting,
-        "LongestWaitingSeconds" => t.longest_waiting_seconds(now, None),
-        other => panic!("no expectation for {other}"),
-    }
-}
 
 /// A queue with every routing status, members on break in both of Break's organization
 /// presences, an unjoined member, interactions of several media types waiting since

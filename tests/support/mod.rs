@@ -1,9 +1,10 @@
 //! Shared test helpers: a seeded simulator, config files, the binary, the sync pipeline
 //! driven cycle by cycle, the daemon in-process, request-log filters, polling, and the
-//! captured log lines ([`logs`]).
+//! captured log lines ([`logs`]), the documented columns' true values ([`truth`]).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod logs;
+pub mod truth;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
