@@ -209,17 +209,12 @@ async fn check_says_where_each_connection_setting_came_from() {
     assert!(!stdout.contains(SECRET), "the secret was printed: {stdout}");
 
     // An exported variable overrides the file: check says so.
-    let mut cmd = tokio::process::Command::new(bin());
-    cmd.args(["check", "--config"])
-        .arg(&cfg.path)
-        .env_clear()
-        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
-        .env("GENESYSCLOUD_OAUTHCLIENT_ID", "exported-id")
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = run_bin_with(
+        &["check"],
+        &cfg,
+        &[("GENESYSCLOUD_OAUTHCLIENT_ID", "exported-id")],
+    )
+    .await;
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(

@@ -215,18 +215,16 @@ async fn under_journald_every_line_starts_with_its_syslog_priority() {
     });
     let cfg = config_file(&sim, &queues_toml(&["Sales", "Nowhere"]));
     let (ours, theirs, stream) = journal_socket();
-    let mut child = Command::new(bin())
-        .args(["--log-level", "trace", "run", "--config"])
-        .arg(&cfg.path)
-        .env_clear()
-        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
-        .env("JOURNAL_STREAM", &stream)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(theirs))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = bin_command(
+        &["--log-level", "trace", "run"],
+        &cfg.path,
+        &[("JOURNAL_STREAM", stream.as_str())],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::from(theirs))
+    .spawn()
+    .unwrap();
     let lines = collect_lines(ours);
     let has = |prefix: &str| lines.lock().unwrap().iter().any(|l| l.starts_with(prefix));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -413,13 +413,8 @@ async fn sigterm_stops_run_with_exit_0_within_10_seconds() {
     let sim = spawn_sim(SimOptions::default()).await;
     add_busy_queue(&sim, "Sales");
     let cfg = config_file(&sim, &queues_toml(&["Sales"]));
-    let mut child = tokio::process::Command::new(bin())
-        .args(["run", "--config"])
-        .arg(&cfg.path)
-        .env_clear()
-        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
+    let mut child = bin_command(&["run"], &cfg.path, &[])
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // The first cycle runs at start.

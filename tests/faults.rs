@@ -1704,14 +1704,9 @@ async fn secret_and_token_never_in_cmdline_debug_metrics_or_logs() {
         ),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(bin())
-        .args(["--log-level", "trace", "run", "--config"])
-        .arg(&path)
-        .env_clear()
-        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
+    let mut child = bin_command(&["--log-level", "trace", "run"], &path, &[])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
@@ -1914,13 +1909,8 @@ async fn a_second_daemon_on_the_table_is_warned_about_counted_and_reported_by_ch
 
     // The second daemon: another process, so another identity.
     let started = Instant::now();
-    let second = tokio::process::Command::new(bin())
-        .args(["run", "--config"])
-        .arg(&file.path)
-        .env_clear()
-        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
+    let second = bin_command(&["run"], &file.path, &[])
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = format!(":{}:", second.id().unwrap());

@@ -79,18 +79,12 @@ struct Proc {
 
 impl Proc {
     fn spawn(args: &[&str], cfg: &ConfigFile, env: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(bin());
-        cmd.args(args)
-            .arg("--config")
-            .arg(&cfg.path)
-            .env_clear()
-            .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
-            .envs(env.iter().copied())
+        let mut child = bin_command(args, &cfg.path, env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().unwrap();
+            .spawn()
+            .unwrap();
         let stderr: Shared<String> = Arc::default();
         let lines = stderr.clone();
         let pipe = child.stderr.take().unwrap();
@@ -360,14 +354,12 @@ async fn a_listen_address_in_use_fails_at_start_without_ready() {
     let notify = NotifySocket::bind();
     let out = tokio::time::timeout(
         Duration::from_secs(30),
-        Command::new(bin())
-            .args(["run", "--config"])
-            .arg(&cfg.path)
-            .env_clear()
-            .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
-            .env("NOTIFY_SOCKET", &notify.path)
-            .kill_on_drop(true)
-            .output(),
+        bin_command(
+            &["run"],
+            &cfg.path,
+            &[("NOTIFY_SOCKET", notify.path.to_str().unwrap())],
+        )
+        .output(),
     )
     .await
     .expect("exits at once")

@@ -6,15 +6,12 @@
 
 mod support;
 
-use std::process::Output;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use genesys_sim::SimOptions;
 use support::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::Command;
 
 /// A minimal forward proxy: records each request line; forwards plain-http requests to
 /// the loopback host they name, and answers every CONNECT with 403.
@@ -96,21 +93,6 @@ async fn serve(conn: TcpStream, seen: Arc<Mutex<Vec<String>>>) -> std::io::Resul
     client.get_mut().write_all(&answer).await
 }
 
-async fn run_with(args: &[&str], cfg: &ConfigFile, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .arg("--config")
-        .arg(&cfg.path)
-        .env_clear()
-        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
-        .envs(env.iter().copied())
-        .kill_on_drop(true);
-    tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("finished within 60 s")
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_proxy_carries_the_login_to_genesys() {
     let proxy = start_proxy().await;
@@ -126,7 +108,7 @@ async fn https_proxy_carries_the_login_to_genesys() {
     let url = format!("http://{}", proxy.addr);
     for var in ["HTTPS_PROXY", "https_proxy"] {
         proxy.seen.lock().unwrap().clear();
-        let out = run_with(&["check"], &cfg, &[(var, &url)]).await;
+        let out = run_bin_with(&["check"], &cfg, &[(var, &url)]).await;
         let (stdout, stderr) = text(&out);
         assert!(!out.status.success(), "the proxy refused: {stdout}{stderr}");
         let seen = proxy.seen.lock().unwrap().clone();
@@ -146,7 +128,7 @@ async fn http_proxy_is_used_unless_no_proxy_names_the_host() {
     let proxy = start_proxy().await;
     let url = format!("http://{}", proxy.addr);
 
-    let out = run_with(&["once"], &cfg, &[("HTTP_PROXY", &url)]).await;
+    let out = run_bin_with(&["once"], &cfg, &[("HTTP_PROXY", &url)]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("1 row written"), "{stdout}");
@@ -166,7 +148,7 @@ async fn http_proxy_is_used_unless_no_proxy_names_the_host() {
     );
 
     proxy.seen.lock().unwrap().clear();
-    let out = run_with(
+    let out = run_bin_with(
         &["once"],
         &cfg,
         &[("HTTP_PROXY", &url), ("NO_PROXY", "127.0.0.1")],

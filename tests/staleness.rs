@@ -132,15 +132,11 @@ async fn the_start_up_log_line_says_it() {
     let sim = spawn_sim(SimOptions::default()).await;
     add_busy_queue(&sim, "Sales");
     let cfg = config_file(&sim, &queues_toml(&["Sales"]));
-    let mut cmd = tokio::process::Command::new(bin());
-    cmd.args(["--log-format", "json", "run", "--config"])
-        .arg(&cfg.path)
-        .env_clear()
-        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
+    let mut child = bin_command(&["--log-format", "json", "run"], &cfg.path, &[])
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     use tokio::io::AsyncBufReadExt as _;
     let mut lines = tokio::io::BufReader::new(stderr).lines();

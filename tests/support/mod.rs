@@ -7,7 +7,7 @@ pub mod logs;
 pub mod truth;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,7 @@ use genesys_queue_sync::schedule::Exit;
 use genesys_queue_sync::sync::{CycleReport, Syncer};
 use genesys_sim::{FieldType, LoggedRequest, RoutingStatus, Sim, SimOptions, SystemPresence};
 use serde_json::{Map, Value};
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &str = "sim-client-secret";
@@ -117,20 +118,35 @@ pub fn queues_toml(names: &[&str]) -> String {
     )
 }
 
-/// Runs the binary to completion with the secret in the environment.
-pub async fn run_bin(args: &[&str], cfg: &ConfigFile) -> Output {
-    let mut cmd = tokio::process::Command::new(bin());
+/// The binary with `args`, then `--config <config>`; its environment is the secret, PATH
+/// and `env`, nothing else; killed when dropped.
+pub fn bin_command(args: &[&str], config: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(bin());
     cmd.args(args)
         .arg("--config")
-        .arg(&cfg.path)
+        .arg(config)
         .env_clear()
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
         .kill_on_drop(true);
-    tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("binary finished within 60 s")
-        .expect("binary runs")
+    cmd
+}
+
+/// Runs the binary to completion with the secret in the environment.
+pub async fn run_bin(args: &[&str], cfg: &ConfigFile) -> Output {
+    run_bin_with(args, cfg, &[]).await
+}
+
+/// Runs the binary to completion with the secret and `env` in the environment.
+pub async fn run_bin_with(args: &[&str], cfg: &ConfigFile, env: &[(&str, &str)]) -> Output {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        bin_command(args, &cfg.path, env).output(),
+    )
+    .await
+    .expect("binary finished within 60 s")
+    .expect("binary runs")
 }
 
 pub fn text(o: &Output) -> (String, String) {
