@@ -13,25 +13,6 @@ use serde_json::{Map, Value};
 use support::truth::expected;
 use support::*;
 
-/// The shipped `[columns]` example: the 13 columns of the documentation, in their order.
-const THIRTEEN: &str = include_str!("../examples/columns.toml");
-
-const NAMES: [&str; 13] = [
-    "Online",
-    "OnQueue",
-    "Idle",
-    "Interacting",
-    "Waiting",
-    "WaitingVoice",
-    "WaitingDigital",
-    "Members",
-    "OffQueue",
-    "OnBreak",
-    "NotResponding",
-    "Alerting",
-    "LongestWaitingSeconds",
-];
-
 /// A queue with every routing status, members on break in both of Break's organization
 /// presences, an unjoined member, interactions of several media types waiting since
 /// different times (more voice ones than a detail list holds, the oldest not added
@@ -133,13 +114,15 @@ fn row_value(row: &Map<String, Value>, col: &str) -> u64 {
 
 /// Every column of every queue's row against the truth at `now`.
 fn assert_rows_match(sim: &Sim, queues: &[(&str, &str)], now: DateTime<Utc>, mode: &str) {
+    let names = thirteen_names();
     let rows = rows(sim);
     for (name, id) in queues {
         let t = sim.truth(id).unwrap();
         let row = rows
             .get(*name)
             .unwrap_or_else(|| panic!("{mode}: no row for {name}: {rows:?}"));
-        for col in NAMES {
+        for col in &names {
+            let col = col.as_str();
             let got = row_value(row, col);
             let want = expected(&t, col, now);
             if col == "LongestWaitingSeconds" {
@@ -153,7 +136,7 @@ fn assert_rows_match(sim: &Sim, queues: &[(&str, &str)], now: DateTime<Utc>, mod
         }
         let mut fields: Vec<&str> = row.keys().map(String::as_str).collect();
         fields.sort_unstable();
-        let mut want: Vec<&str> = NAMES.to_vec();
+        let mut want: Vec<&str> = names.iter().map(String::as_str).collect();
         want.extend(["key", "UpdatedAt"]);
         want.sort_unstable();
         assert_eq!(
@@ -164,6 +147,8 @@ fn assert_rows_match(sim: &Sim, queues: &[(&str, &str)], now: DateTime<Utc>, mod
 }
 
 async fn thirteen_columns_in(mode_toml: &str, mode: &str) {
+    let names = thirteen_names();
+    assert_eq!(names.len(), 13, "the documented example: {names:?}");
     let sim = spawn_sim(SimOptions::default()).await;
     // Fewer observations per detail list than voice interactions wait: the answer is
     // truncated, and the oldest must still be found.
@@ -185,7 +170,7 @@ async fn thirteen_columns_in(mode_toml: &str, mode: &str) {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let schema = sim.table_schema(&table_id(&sim)).unwrap();
-    for col in NAMES {
+    for col in &names {
         assert_eq!(
             schema["properties"][col]["type"], "integer",
             "{col} in {schema}"
@@ -201,7 +186,7 @@ async fn thirteen_columns_in(mode_toml: &str, mode: &str) {
         .lines()
         .find(|l| l.contains("LongestWaitingSeconds"))
         .unwrap_or_else(|| panic!("{stdout}"));
-    let positions: Vec<usize> = NAMES
+    let positions: Vec<usize> = names
         .iter()
         .map(|n| header.find(&format!(" {n}")).unwrap_or(usize::MAX))
         .collect();
@@ -220,7 +205,7 @@ async fn thirteen_columns_in(mode_toml: &str, mode: &str) {
     );
     // The truth is not trivial: every column has something to count in Sales.
     let t = sim.truth(&sales).unwrap();
-    for col in NAMES {
+    for col in &names {
         assert!(expected(&t, col, now) > 0, "Sales.{col} is 0 in the script");
     }
     assert!(

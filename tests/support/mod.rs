@@ -79,6 +79,20 @@ pub fn busy_values() -> [(&'static str, i64); 5] {
     ]
 }
 
+/// The shipped `[columns]` example: the 13 columns of the documentation, in their order.
+pub const THIRTEEN: &str = include_str!("../../examples/columns.toml");
+
+/// The column names of [`THIRTEEN`], in written order.
+pub fn thirteen_names() -> Vec<String> {
+    let file: toml::Table = THIRTEEN.parse().expect("examples/columns.toml is TOML");
+    file["columns"]
+        .as_table()
+        .expect("examples/columns.toml has [columns]")
+        .keys()
+        .cloned()
+        .collect()
+}
+
 pub fn table_id(sim: &Sim) -> String {
     sim.table_id(TABLE).expect("table exists")
 }
