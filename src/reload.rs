@@ -132,26 +132,7 @@ pub fn on_sighup() -> anyhow::Result<mpsc::Receiver<()>> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::config::parse;
-    use std::collections::BTreeMap;
-
-    const BASE: &str = r#"
-[genesys]
-region = "us-east-1"
-client_id = "abc"
-
-[table]
-name = "QueueAgentCounts"
-
-[queues]
-names = ["Sales"]
-"#;
-
-    fn cfg(extra: &str) -> Config {
-        let env: BTreeMap<String, String> =
-            [("GENESYSCLOUD_OAUTHCLIENT_SECRET".to_owned(), "s".to_owned())].into();
-        parse(&format!("{BASE}{extra}"), &env).unwrap()
-    }
+    use crate::config::tests::base_with as cfg;
 
     #[test]
     fn the_same_file_changes_nothing() {
@@ -167,7 +148,7 @@ names = ["Sales"]
             "\n[schedule]\ncron = \"*/10 * * * * *\"\n\n[log]\nlevel = \"debug\"\n\n[columns]\nIdle = \"idle\"\n",
         );
         let mut new = new;
-        new.queue_names.push("Support".into());
+        new.queue_names.push("Billing".into());
         let p = plan(&old, &new);
         assert_eq!(
             p.applied,

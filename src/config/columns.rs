@@ -118,14 +118,7 @@ mod tests {
     use super::super::*;
     use crate::sync::columns::Unit;
 
-    use crate::config::tests::BASE;
-    use std::collections::BTreeMap;
-
-    fn secret() -> BTreeMap<String, String> {
-        [(ENV_CLIENT_SECRET.to_owned(), "s".to_owned())]
-            .into_iter()
-            .collect()
-    }
+    use crate::config::tests::{BASE, with_secret as secret};
 
     /// The shipped example: the 13 columns of the documentation.
     const THIRTEEN: &str = include_str!("../../examples/columns.toml");

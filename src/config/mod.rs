@@ -15,7 +15,7 @@ mod load;
 mod raw;
 mod source;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod urls;
 mod validate;
 mod validated;

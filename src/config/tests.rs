@@ -20,7 +20,8 @@ fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-pub(super) const BASE: &str = r#"
+/// The smallest valid config: the fixture the config, columns and reload tests build on.
+pub(crate) const BASE: &str = r#"
 [genesys]
 region = "us-east-1"
 client_id = "abc"
@@ -32,8 +33,14 @@ name = "QueueAgentCounts"
 names = ["Sales", "Support"]
 "#;
 
-fn with_secret() -> BTreeMap<String, String> {
+/// An environment holding only the client secret.
+pub(crate) fn with_secret() -> BTreeMap<String, String> {
     env(&[(ENV_CLIENT_SECRET, "s3cret")])
+}
+
+/// [`BASE`] with `extra` appended, loaded with the secret in the environment.
+pub(crate) fn base_with(extra: &str) -> super::Config {
+    parse(&format!("{BASE}{extra}"), &with_secret()).unwrap()
 }
 
 #[test]
