@@ -1,11 +1,13 @@
 //! `check` proves what `run` needs: each call `run` makes is made once, a missing
 //! permission fails the line of its call and names it (from the one permissions table),
-//! and nothing a flow could see changes.
+//! and nothing a flow could see changes. A 403 while running names the permission too,
+//! once per streak of 403s.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use genesys_sim::SimOptions;
+use support::logs::{log_lines_with, log_text, logs};
 use support::*;
 
 /// What `run` needs with import mode, `on_vanish = "delete"` and the heartbeat on: the
@@ -222,4 +224,42 @@ async fn check_says_where_each_connection_setting_came_from() {
             && stdout.contains("✗ login"),
         "{stdout}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_403_while_running_names_the_permission_once_per_streak() {
+    logs();
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    let mut s = syncer(config(&sim, &["Sales"], "*/10 * * * * *"));
+    let named = || {
+        log_lines_with(&[
+            "permission missing",
+            "`POST /api/v2/analytics/queues/observations/query` needs `analytics:queueObservation:view`",
+            "division that holds the queues",
+        ])
+        .len()
+    };
+    let passes =
+        |r: &genesys_queue_sync::sync::CycleReport| r.error.is_none() && r.failed.is_empty();
+    let forbidden = |r: &genesys_queue_sync::sync::CycleReport| {
+        r.observed.is_empty() && r.failed.iter().any(|f| f.reason.contains("403"))
+    };
+    assert!(passes(&s.run_cycle(false).await));
+    assert_eq!(named(), 0, "nothing to say while the role holds it");
+
+    // Three failing cycles: the queue's failure each time, the permission once.
+    sim.revoke("analytics:queueObservation:view");
+    for cycle in 1..=3 {
+        let r = s.run_cycle(false).await;
+        assert!(forbidden(&r), "cycle {cycle}: {r:?}");
+        assert_eq!(named(), 1, "after failing cycle {cycle}: {}", log_text());
+    }
+
+    // Granted again, the streak ends; a new one is named again.
+    sim.grant("analytics:queueObservation:view");
+    assert!(passes(&s.run_cycle(false).await));
+    sim.revoke("analytics:queueObservation:view");
+    assert!(forbidden(&s.run_cycle(false).await));
+    assert_eq!(named(), 2, "{}", log_text());
 }

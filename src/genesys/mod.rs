@@ -125,6 +125,9 @@ struct Inner {
     retry: RetryPolicy,
     metrics: Metrics,
     shutdown: CancellationToken,
+    /// The calls whose last answer was a 403: the permission they need is logged once per
+    /// streak, when the first 403 comes, not on every cycle that repeats it.
+    forbidden: std::sync::Mutex<Vec<permissions::Call>>,
 }
 
 impl Client {
@@ -167,6 +170,7 @@ impl Client {
                 retry,
                 metrics,
                 shutdown,
+                forbidden: std::sync::Mutex::default(),
             }),
         })
     }
@@ -203,6 +207,7 @@ impl Client {
         let inner = &self.inner;
         let endpoint = req.endpoint;
         let url = self.url(&req.path)?;
+        let call = permissions::for_request(req.method.as_str(), &req.path).map(|e| e.call);
         let mut attempt = 0;
         let mut renewed_after_401 = false;
         loop {
@@ -242,6 +247,7 @@ impl Client {
                     inner.metrics.api_request(endpoint, status.as_u16());
                     inner.limiter.observe_headers(resp.headers());
                     if status.is_success() {
+                        self.forbidden_streak(call, None);
                         return self.read_body(endpoint, resp).await;
                     }
                     match status {
@@ -305,7 +311,11 @@ impl Client {
                             );
                             self.backoff(attempt)
                         }
-                        _ => return Err(self.status_error(endpoint, resp).await),
+                        _ => {
+                            let err = self.status_error(endpoint, resp).await;
+                            self.forbidden_streak(call, Some(&err));
+                            return Err(err);
+                        }
                     }
                 }
             };
@@ -429,6 +439,29 @@ impl Client {
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+
+    /// Keeps the 403 streaks of [`Inner::forbidden`]: `answer` is None for a success. The
+    /// first 403 of a streak logs which permission the call needs, from the permissions
+    /// table, as `check` words it; only a success ends the streak (a 5xx in between does not).
+    fn forbidden_streak(&self, call: Option<permissions::Call>, answer: Option<&ApiError>) {
+        let Some(call) = call else { return };
+        let Ok(mut forbidden) = self.inner.forbidden.lock() else {
+            return;
+        };
+        match answer {
+            None => forbidden.retain(|c| *c != call),
+            Some(err) if err.status() == Some(403) && !forbidden.contains(&call) => {
+                forbidden.push(call);
+                let needs_some = !permissions::entry(call).any_of.is_empty();
+                if let Some(line) = permissions::explain_403(call, err, permissions::scope(call))
+                    .filter(|_| needs_some)
+                {
+                    tracing::warn!("permission missing: {line}");
+                }
+            }
+            Some(_) => {}
+        }
     }
 
     /// The error for a non-2xx answer. Its body is text from the network: gateways and

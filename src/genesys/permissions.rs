@@ -195,6 +195,39 @@ pub fn entry(call: Call) -> &'static Entry {
     TABLE.iter().find(|e| e.call == call).unwrap_or(&TABLE[0])
 }
 
+/// The entry of the request `method path` the client sends (a path with ids, no query):
+/// `{…}` in the table's path stands for any one segment. None for calls not in the table.
+pub fn for_request(method: &str, path: &str) -> Option<&'static Entry> {
+    TABLE
+        .iter()
+        .find(|e| e.method == method && path_matches(e.path, path))
+}
+
+fn path_matches(template: &str, path: &str) -> bool {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(ts), Some(ps)) => {
+                let any = ts.starts_with('{') && ts.ends_with('}') && !ps.is_empty();
+                if !any && ts != ps {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Whose division a call's 403 is about, for [`explain_403`]'s fix.
+pub fn scope(call: Call) -> &'static str {
+    match call {
+        Call::ListQueues | Call::GetQueue | Call::ObserveQueues => "the queues",
+        Call::Login | Call::CreateChannel | Call::Subscribe => "the OAuth client",
+        _ => "the table",
+    }
+}
+
 impl Entry {
     /// "a or b", as a role must hold one of them.
     pub fn needs(&self) -> String {
@@ -310,6 +343,51 @@ mod tests {
             ["architect:datatable:edit", "architect:datatableRow:edit"]
         );
         assert!(listed("no list").is_empty());
+    }
+
+    #[test]
+    fn requests_find_their_entry_by_method_and_path() {
+        let found = |m: &str, p: &str| for_request(m, p).map(|e| e.call);
+        let table = "/api/v2/flows/datatables/0a1b";
+        assert_eq!(found("GET", table), Some(Call::GetTable));
+        assert_eq!(found("PUT", table), Some(Call::AddColumns));
+        assert_eq!(
+            found("GET", "/api/v2/flows/datatables"),
+            Some(Call::FindTable)
+        );
+        assert_eq!(
+            found("POST", "/api/v2/flows/datatables"),
+            Some(Call::CreateTable)
+        );
+        assert_eq!(found("GET", &format!("{table}/rows")), Some(Call::ReadRows));
+        assert_eq!(
+            found("POST", &format!("{table}/rows")),
+            Some(Call::CreateRow)
+        );
+        assert_eq!(
+            found("PUT", &format!("{table}/rows/Sales%20EU")),
+            Some(Call::UpdateRow)
+        );
+        assert_eq!(
+            found("DELETE", &format!("{table}/rows/Sales")),
+            Some(Call::DeleteRow)
+        );
+        assert_eq!(
+            found("POST", "/api/v2/analytics/queues/observations/query"),
+            Some(Call::ObserveQueues)
+        );
+        assert_eq!(
+            found("GET", "/api/v2/routing/queues/q1"),
+            Some(Call::GetQueue)
+        );
+        assert_eq!(
+            found("GET", "/api/v2/routing/queues"),
+            Some(Call::ListQueues)
+        );
+        // An id is one segment, never none or several.
+        assert_eq!(found("GET", "/api/v2/routing/queues/"), None);
+        assert_eq!(found("GET", "/api/v2/routing/queues/a/b"), None);
+        assert_eq!(found("DELETE", "/api/v2/routing/queues/q1"), None);
     }
 
     #[test]
