@@ -14,6 +14,12 @@
 //!   `access_token`-like JSON fields, and the whole query string of any URL (a pre-signed
 //!   URL's authority is its query). The excerpt is then capped at [`EXCERPT_MAX`] bytes.
 //!
+//! **What is a secret.** The client secret, the access tokens, the Basic credential (which
+//! holds the secret), upload signatures and channel ids are. The OAuth client id is not:
+//! Genesys shows it to anyone who may view OAuth clients, and alone it grants nothing. So
+//! it is never registered or scrubbed, and `check` prints it with where it came from; the
+//! one rule is tested here and by `check` (`tests/daemon.rs`).
+//!
 //! The daemon's registry is process-wide on purpose: a secret must be scrubbed wherever it
 //! turns up (an error built deep in an endpoint module, a panic message, a library's log
 //! line), not only where someone remembered to pass a redactor. It is bounded: a few fixed
@@ -398,6 +404,27 @@ mod tests {
             );
             assert!(!out.contains(&basic), "{out}");
         }
+    }
+
+    #[test]
+    fn the_client_id_is_shown_while_its_secret_and_basic_form_are_not() {
+        let secrets = Secrets::new();
+        let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        secrets.register_credentials(id, &SecretString::from("unit-secret-of-the-id"));
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:unit-secret-of-the-id"));
+        for shown in [
+            format!("client id: {id} from genesys.client_id"),
+            format!(r#"{{"client_id":"{id}","error":"invalid_client"}}"#),
+        ] {
+            assert_eq!(secrets.scrub(&shown), shown);
+            assert_eq!(secrets.excerpt(&shown), shown);
+        }
+        let leaked = format!("{id} unit-secret-of-the-id {basic}");
+        assert_eq!(
+            secrets.scrub(&leaked),
+            format!("{id} [redacted] [redacted]")
+        );
     }
 
     #[test]

@@ -396,6 +396,11 @@ async fn secret_and_token_never_appear_in_trace_logs() {
         !all.contains(SECRET),
         "the client secret leaked into output"
     );
+    // The client id is not a secret (src/redact.rs): check shows it, unscrubbed.
+    assert!(
+        all.contains("client id: sim-client-id from genesys.client_id"),
+        "{all}"
+    );
     let tokens: Vec<String> = sim
         .requests()
         .iter()
