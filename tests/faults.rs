@@ -946,15 +946,17 @@ async fn a_long_outage_fails_cycles_on_schedule_and_ends_without_a_retry_storm()
 async fn latency_beyond_the_timeout_fails_only_the_slow_queues_and_the_next_cycle_recovers() {
     let names = ["Elder", "Fern", "Gorse"];
     let (sim, ids) = org(SimOptions::default(), &names).await;
-    let mut c = cfg(&sim, &names);
-    c.request_timeout = Duration::from_millis(400);
+    // The tests' request timeout (2 s), so the answers that are not held back arrive in
+    // time however loaded the machine is; the held-back ones wait far longer than it.
+    let c = cfg(&sim, &names);
+    let hold = c.request_timeout * 30;
     let mut s = syncer(c);
     assert_ok(&s.run_cycle(false).await);
     let first = rows(&sim);
 
     // One queue's writes hang past the timeout (the client gives up, nothing lands).
     change_all(&sim, &ids, 5);
-    let slow = || FaultAction::Delay(Duration::from_millis(900));
+    let slow = || FaultAction::Delay(hold);
     inject(&sim, on("PUT", "/rows/Fern"), slow(), u32::MAX);
     let mark = sim.requests().len();
     let r = s.run_cycle(false).await;
@@ -965,16 +967,21 @@ async fn latency_beyond_the_timeout_fails_only_the_slow_queues_and_the_next_cycl
         "{r:?}"
     );
     assert!(
-        r.duration < Duration::from_secs(4),
-        "bounded: {:?}",
+        r.duration < hold,
+        "no attempt waited for its answer: {:?}",
         r.duration
     );
-    let reqs = api_since(&sim, mark);
-    let fern: Vec<u16> = reqs
-        .iter()
-        .filter(|r| r.method == "PUT" && r.path.ends_with("/rows/Fern"))
-        .map(|r| r.status)
-        .collect();
+    // The simulator logs an abandoned request when it notices the client has gone, which
+    // may be just after the cycle ends.
+    let fern: Vec<u16> = eventually("the four abandoned attempts are logged", 15, || {
+        let fern: Vec<u16> = api_since(&sim, mark)
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.ends_with("/rows/Fern"))
+            .map(|r| r.status)
+            .collect();
+        std::future::ready((fern.len() >= 4).then_some(fern))
+    })
+    .await;
     assert_eq!(
         fern,
         [0, 0, 0, 0],
@@ -994,7 +1001,7 @@ async fn latency_beyond_the_timeout_fails_only_the_slow_queues_and_the_next_cycl
     inject(
         &sim,
         on("PUT", "/rows/Fern"),
-        FaultAction::SlowAnswer(Duration::from_millis(900)),
+        FaultAction::SlowAnswer(hold),
         1,
     );
     inject(&sim, on("PUT", "/rows/Fern"), slow(), u32::MAX);
