@@ -1,4 +1,5 @@
-//! The shipped example configs load through the real loader, as users will copy them.
+//! The shipped example configs load through the real loader, as users will copy them, and
+//! the README's Tests table names every test file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -52,4 +53,33 @@ fn kubernetes_base_config_is_valid_with_the_mounted_secret() {
         Some("0.0.0.0:9464")
     );
     assert_eq!(cfg.schedule.period.as_secs(), 60);
+}
+
+/// The README's Tests section names every integration test file, and only those.
+#[test]
+fn the_readme_tests_table_names_every_test_file() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let section = readme
+        .split("\n## Tests\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Tests section");
+    let mut files: Vec<String> = std::fs::read_dir("tests")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".rs"))
+        .map(|n| format!("tests/{n}"))
+        .collect();
+    files.sort();
+    let mut named: Vec<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `tests/"))
+        .filter_map(|l| l.split('`').next())
+        .map(|n| format!("tests/{n}"))
+        .collect();
+    named.sort();
+    assert_eq!(
+        named, files,
+        "README.md's Tests table vs the files of tests/"
+    );
 }
