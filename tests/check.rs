@@ -191,9 +191,7 @@ async fn with_the_heartbeat_off_check_rewrites_an_owned_row_or_says_the_write_is
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_says_where_each_connection_setting_came_from() {
-    let sim = spawn_sim(SimOptions::default()).await;
-    add_busy_queue(&sim, "Sales");
-    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    let (sim, cfg) = sales().await;
     let out = run_bin(&["check"], &cfg).await;
     let (stdout, _) = text(&out);
     assert!(out.status.success(), "{stdout}");

@@ -91,9 +91,7 @@ async fn a_bad_rust_log_is_reported_not_silently_obeyed() {
 
 /// A simulator with one busy queue and a config for it.
 async fn sim_with_sales() -> (genesys_sim::Sim, ConfigFile) {
-    let sim = spawn_sim(SimOptions::default()).await;
-    add_busy_queue(&sim, "Sales");
-    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    let (sim, cfg) = sales().await;
     (sim, cfg)
 }
 

@@ -50,9 +50,7 @@ async fn once_writes_one_row_per_queue_with_the_true_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_reads_but_writes_nothing() {
-    let sim = spawn_sim(SimOptions::default()).await;
-    add_busy_queue(&sim, "Sales");
-    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    let (sim, cfg) = sales().await;
     let out = run_bin(&["once", "--dry-run"], &cfg).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -342,9 +340,7 @@ async fn bad_configs_exit_2_naming_key_line_and_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_passes_on_a_good_setup_and_names_each_problem() {
-    let sim = spawn_sim(SimOptions::default()).await;
-    add_busy_queue(&sim, "Sales");
-    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    let (sim, cfg) = sales().await;
     let out = run_bin(&["check"], &cfg).await;
     let (stdout, _) = text(&out);
     assert!(out.status.success(), "{stdout}");
@@ -374,9 +370,7 @@ async fn check_passes_on_a_good_setup_and_names_each_problem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_and_token_never_appear_in_trace_logs() {
-    let sim = spawn_sim(SimOptions::default()).await;
-    add_busy_queue(&sim, "Sales");
-    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    let (sim, cfg) = sales().await;
     let mut all = String::new();
     for args in [
         &["--log-level", "trace", "once"][..],
@@ -415,9 +409,7 @@ async fn secret_and_token_never_appear_in_trace_logs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_run_with_exit_0_within_10_seconds() {
-    let sim = spawn_sim(SimOptions::default()).await;
-    add_busy_queue(&sim, "Sales");
-    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    let (sim, cfg) = sales().await;
     let mut child = bin_command(&["run"], &cfg.path, &[])
         .stderr(std::process::Stdio::null())
         .spawn()

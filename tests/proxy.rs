@@ -8,7 +8,6 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use genesys_sim::SimOptions;
 use support::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -122,9 +121,7 @@ async fn https_proxy_carries_the_login_to_genesys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_proxy_is_used_unless_no_proxy_names_the_host() {
-    let sim = spawn_sim(SimOptions::default()).await;
-    add_busy_queue(&sim, "Sales");
-    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    let (sim, cfg) = sales().await;
     let proxy = start_proxy().await;
     let url = format!("http://{}", proxy.addr);
 

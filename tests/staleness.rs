@@ -10,7 +10,6 @@ use std::time::Duration;
 use genesys_queue_sync::config;
 use genesys_queue_sync::loopback::{self, LocalOrg};
 use genesys_queue_sync::staleness;
-use genesys_sim::SimOptions;
 use regex::Regex;
 use support::*;
 
@@ -101,9 +100,7 @@ fn the_demo_prints_the_same_rule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_and_once_print_the_rule_for_their_config() {
-    let sim = spawn_sim(SimOptions::default()).await;
-    add_busy_queue(&sim, "Sales");
-    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    let (sim, cfg) = sales().await;
     for cmd in ["check", "once"] {
         let out = run_bin(&[cmd], &cfg).await;
         let (stdout, _) = text(&out);
@@ -129,9 +126,7 @@ async fn check_and_once_print_the_rule_for_their_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_start_up_log_line_says_it() {
-    let sim = spawn_sim(SimOptions::default()).await;
-    add_busy_queue(&sim, "Sales");
-    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    let (_sim, cfg) = sales().await;
     let mut child = bin_command(&["--log-format", "json", "run"], &cfg.path, &[])
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

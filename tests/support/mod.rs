@@ -47,6 +47,15 @@ pub async fn spawn_sim(opts: SimOptions) -> Sim {
     sim
 }
 
+/// A simulator with one busy queue, Sales ([`add_busy_queue`]), and a config file for the
+/// binary that selects it.
+pub async fn sales() -> (Sim, ConfigFile) {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    let cfg = config_file(&sim, &queues_toml(&["Sales"]));
+    (sim, cfg)
+}
+
 /// Adds a queue with a known mix of agents: 2 idle + 3 interacting on queue,
 /// 1 available off queue, 1 on break, 2 offline; 4 voice + 1 chat waiting.
 pub fn add_busy_queue(sim: &Sim, name: &str) -> String {
