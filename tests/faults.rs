@@ -16,7 +16,7 @@ use std::time::Duration;
 use genesys_queue_sync::config::{Config, OnVanish};
 use genesys_queue_sync::genesys::{Client, RetryPolicy, queues};
 use genesys_queue_sync::schedule::Exit;
-use genesys_queue_sync::sync::{CycleReport, Outcome, Stage};
+use genesys_queue_sync::sync::{CycleReport, Outcome, Stage, Syncer};
 use genesys_sim::{Fault, FaultAction, LoggedRequest, Match, Rewrite, Sim, SimOptions};
 use serde_json::{Value, json};
 use support::logs::{log_lines_with, log_text, logs};
@@ -32,6 +32,14 @@ async fn org(opts: SimOptions, names: &[&str]) -> (Sim, Vec<String>) {
     let sim = spawn_sim(opts).await;
     let ids = names.iter().map(|n| add_busy_queue(&sim, n)).collect();
     (sim, ids)
+}
+
+/// [`org`] with default options, and a pipeline for it that has run one good cycle.
+async fn synced(names: &[&str]) -> (Sim, Vec<String>, Syncer) {
+    let (sim, ids) = org(SimOptions::default(), names).await;
+    let mut s = syncer(cfg(&sim, names));
+    assert_ok(&s.run_cycle(false).await);
+    (sim, ids, s)
 }
 
 /// An in-process config: a cycle per second, and a budget that never defers a row (the
@@ -418,9 +426,7 @@ async fn a_token_expiring_mid_cycle_is_renewed_before_it_runs_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_is_renewed_once_and_a_second_401_is_a_clear_auth_error() {
     let names = ["Papa", "Quebec"];
-    let (sim, ids) = org(SimOptions::default(), &names).await;
-    let mut s = syncer(cfg(&sim, &names));
-    assert_ok(&s.run_cycle(false).await);
+    let (sim, ids, mut s) = synced(&names).await;
 
     sim.revoke_tokens();
     change_all(&sim, &ids, 3);
@@ -788,9 +794,7 @@ async fn a_401_while_the_login_is_throttled_does_not_skip_the_login_backoff() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_retried_a_bounded_number_of_times_and_fail_only_their_queues() {
     let names = ["Whiskey", "Xray", "Yankee"];
-    let (sim, ids) = org(SimOptions::default(), &names).await;
-    let mut s = syncer(cfg(&sim, &names));
-    assert_ok(&s.run_cycle(false).await);
+    let (sim, ids, mut s) = synced(&names).await;
 
     // A short 503 burst on the read: retried, the cycle succeeds.
     change_all(&sim, &ids, 1);
@@ -1038,9 +1042,7 @@ async fn latency_beyond_the_timeout_fails_only_the_slow_queues_and_the_next_cycl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connections_are_retried_and_then_fail_only_their_queue() {
     let names = ["Heath", "Iris", "Juniper"];
-    let (sim, ids) = org(SimOptions::default(), &names).await;
-    let mut s = syncer(cfg(&sim, &names));
-    assert_ok(&s.run_cycle(false).await);
+    let (sim, ids, mut s) = synced(&names).await;
 
     change_all(&sim, &ids, 2);
     let mark = sim.requests().len();
@@ -1112,9 +1114,7 @@ async fn an_unreachable_api_fails_the_cycle_without_spinning() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_deleted_mid_run_is_named_and_written_again_once_recreated() {
     let names = ["Laurel", "Maple"];
-    let (sim, ids) = org(SimOptions::default(), &names).await;
-    let mut s = syncer(cfg(&sim, &names));
-    assert_ok(&s.run_cycle(false).await);
+    let (sim, ids, mut s) = synced(&names).await;
 
     // Deleted while values change: the writes find it gone.
     sim.delete_table(&table_id(&sim));

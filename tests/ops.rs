@@ -169,6 +169,15 @@ fn json_lines(lines: &[String]) -> Vec<Value> {
 }
 
 /// The health listener's address, from the JSON log line announcing it.
+/// GET on the daemon's listener at `addr`.
+async fn get(addr: &str, path: &str) -> reqwest::Response {
+    http()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
 async fn listen_addr(p: &Proc) -> String {
     eventually("the listening log line", 10, || {
         std::future::ready(json_lines(&p.lines()).into_iter().find_map(|v| {
@@ -214,22 +223,14 @@ async fn ready_is_sent_before_genesys_answers_and_the_watchdog_is_petted() {
     );
     // The listener is bound and serving: alive, not ready.
     let addr = listen_addr(&p).await;
-    let resp = http()
-        .get(format!("http://{addr}/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&addr, "/readyz").await;
     assert_eq!(resp.status().as_u16(), 503);
     let body: Value = resp.json().await.unwrap();
     assert!(
         body["reason"].as_str().unwrap().contains("not logged in"),
         "{body}"
     );
-    let resp = http()
-        .get(format!("http://{addr}/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&addr, "/healthz").await;
     assert_eq!(resp.status().as_u16(), 200);
 
     // The failed first cycle is reported in STATUS=.
@@ -290,11 +291,7 @@ async fn status_carries_the_cycle_summary_and_logs_are_json_lines_with_the_cycle
 
     // The daemon is ready over HTTP too.
     let addr = listen_addr(&p).await;
-    let resp = http()
-        .get(format!("http://{addr}/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&addr, "/readyz").await;
     assert_eq!(resp.status().as_u16(), 200);
 
     let done = eventually("the `cycle done` log line", 10, || {
