@@ -42,6 +42,13 @@ async fn synced(names: &[&str]) -> (Sim, Vec<String>, Syncer) {
     (sim, ids, s)
 }
 
+/// With the faults cleared, the next cycle succeeds and every row holds the truth.
+async fn recovers(sim: &Sim, s: &mut Syncer, names: &[&str], ids: &[String]) {
+    sim.clear_faults();
+    assert_ok(&s.run_cycle(false).await);
+    assert_all_truth(sim, names, ids);
+}
+
 /// An in-process config: a cycle per second, and a budget that never defers a row (the
 /// deferral is issue 5's and tested there).
 fn cfg(sim: &Sim, names: &[&str]) -> Config {
@@ -853,9 +860,7 @@ async fn server_errors_are_retried_a_bounded_number_of_times_and_fail_only_their
         assert_eq!(after[n], before[n], "never a zero for unknown");
     }
 
-    sim.clear_faults();
-    assert_ok(&s.run_cycle(false).await);
-    assert_all_truth(&sim, &names, &ids);
+    recovers(&sim, &mut s, &names, &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -994,9 +999,7 @@ async fn latency_beyond_the_timeout_fails_only_the_slow_queues_and_the_next_cycl
     assert_eq!(rows(&sim)["Fern"], first["Fern"], "keeps its old values");
     assert_truth(&sim, "Elder", &ids[0]);
     assert_truth(&sim, "Gorse", &ids[2]);
-    sim.clear_faults();
-    assert_ok(&s.run_cycle(false).await);
-    assert_all_truth(&sim, &names, &ids);
+    recovers(&sim, &mut s, &names, &ids).await;
 
     // The server applies a write but answers too late: the client saw a failure, the
     // table holds the new values. Then the values go back to what the client last wrote:
@@ -1034,9 +1037,7 @@ async fn latency_beyond_the_timeout_fails_only_the_slow_queues_and_the_next_cycl
     for n in names {
         assert_eq!(rows(&sim)[n], before[n]);
     }
-    sim.clear_faults();
-    assert_ok(&s.run_cycle(false).await);
-    assert_all_truth(&sim, &names, &ids);
+    recovers(&sim, &mut s, &names, &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1071,9 +1072,7 @@ async fn dropped_connections_are_retried_and_then_fail_only_their_queue() {
     assert_truth(&sim, "Heath", &ids[0]);
     assert_truth(&sim, "Juniper", &ids[2]);
 
-    sim.clear_faults();
-    assert_ok(&s.run_cycle(false).await);
-    assert_all_truth(&sim, &names, &ids);
+    recovers(&sim, &mut s, &names, &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
