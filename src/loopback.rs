@@ -46,6 +46,8 @@ pub fn config(org: &LocalOrg<'_>, queue_names: Vec<String>, cron: &str) -> anyho
         },
         resolve_every: Duration::from_secs(600),
         schedule: Schedule::parse(cron).map_err(anyhow::Error::msg)?,
+        mode: crate::config::Mode::Poll,
+        push_min_interval: crate::config::DEFAULT_PUSH_MIN_INTERVAL,
         requests_per_minute: 240,
         write_concurrency: 4,
         queues_per_query: crate::genesys::observations::MAX_QUEUES_PER_QUERY,

@@ -29,6 +29,10 @@ pub struct ReloadPlan {
     pub new_client: bool,
     /// The cron expression changed.
     pub reschedule: bool,
+    /// `schedule.mode` changed: push is started or stopped between cycles (and, in push
+    /// mode, restarted with a new client when `new_client`, so its requests stay in the
+    /// same budget as the cycles'). `push.min_interval` applies to the running push.
+    pub mode_changed: bool,
 }
 
 impl ReloadPlan {
@@ -68,7 +72,7 @@ pub fn plan(old: &Config, new: &Config) -> ReloadPlan {
             p.new_client = true;
         }
     }
-    let others: [(&'static str, bool); 13] = [
+    let others: [(&'static str, bool); 15] = [
         ("table", old.table == new.table),
         ("table.key", same(&old.key_by, &new.key_by)),
         ("table.write_mode", same(&old.write_mode, &new.write_mode)),
@@ -81,6 +85,11 @@ pub fn plan(old: &Config, new: &Config) -> ReloadPlan {
             old.resolve_every == new.resolve_every,
         ),
         ("schedule.cron", old.schedule.cron == new.schedule.cron),
+        ("schedule.mode", old.mode == new.mode),
+        (
+            "push.min_interval",
+            old.push_min_interval == new.push_min_interval,
+        ),
         (
             "limits.write_concurrency",
             old.write_concurrency == new.write_concurrency,
@@ -98,6 +107,7 @@ pub fn plan(old: &Config, new: &Config) -> ReloadPlan {
         p.applied.push("log.level");
     }
     p.reschedule = old.schedule.cron != new.schedule.cron;
+    p.mode_changed = old.mode != new.mode;
     if old.http_listen != new.http_listen {
         let show = |a: Option<std::net::SocketAddr>| a.map_or("off".to_owned(), |a| a.to_string());
         p.need_restart
@@ -157,6 +167,21 @@ mod tests {
         assert!(p.reschedule);
         assert!(!p.new_client, "the token and the request window are kept");
         assert!(p.need_restart.is_empty());
+    }
+
+    #[test]
+    fn mode_and_min_interval_apply_live() {
+        let old = cfg("");
+        let new = cfg("\n[schedule]\nmode = \"push\"\n\n[push]\nmin_interval = \"10s\"\n");
+        let p = plan(&old, &new);
+        assert_eq!(p.applied, ["schedule.mode", "push.min_interval"]);
+        assert!(p.mode_changed && !p.new_client && !p.reschedule);
+        assert!(p.need_restart.is_empty(), "nothing needs a restart");
+        let back = plan(&new, &old);
+        assert!(back.mode_changed);
+        let only_interval = plan(&new, &cfg("\n[schedule]\nmode = \"push\"\n"));
+        assert_eq!(only_interval.applied, ["push.min_interval"]);
+        assert!(!only_interval.mode_changed);
     }
 
     #[test]

@@ -83,3 +83,23 @@ fn the_readme_tests_table_names_every_test_file() {
         "README.md's Tests table vs the files of tests/"
     );
 }
+
+#[test]
+fn push_example_turns_push_mode_on() {
+    let base = std::fs::read_to_string("systemd/config.example.toml").unwrap();
+    let push = std::fs::read_to_string("examples/push.toml").unwrap();
+    // The example replaces the [schedule] table of the config it is pasted into.
+    let base: String = base
+        .split("\n[")
+        .filter(|section| !section.starts_with("schedule]"))
+        .collect::<Vec<_>>()
+        .join("\n[");
+    let cfg = config::parse(
+        &format!("{base}\n{push}"),
+        &env(&[("GENESYSCLOUD_OAUTHCLIENT_SECRET", "s")]),
+    )
+    .unwrap();
+    assert_eq!(cfg.mode, config::Mode::Push);
+    assert_eq!(cfg.push_min_interval.as_secs(), 5);
+    assert_eq!(cfg.schedule.period.as_secs(), 60);
+}

@@ -29,5 +29,6 @@ pub use load::{load, load_columns, parse};
 pub use urls::{derive_login_url, parse_base_url, parse_upload_url, region_domain};
 pub use validate::GENESYS_TOKEN_RPM;
 pub use validated::{
-    Config, KeyBy, OnVanish, RowsPolicy, Schedule, Selection, Source, Sources, TableRef, WriteMode,
+    Config, DEFAULT_PUSH_MIN_INTERVAL, KeyBy, Mode, OnVanish, PUSH_MIN_INTERVAL_RANGE, RowsPolicy,
+    Schedule, Selection, Source, Sources, TableRef, WriteMode,
 };

@@ -25,6 +25,14 @@ pub(super) struct RawConfig {
     pub(super) columns: Option<RawColumns>,
     #[serde(default)]
     pub(super) log: RawLog,
+    #[serde(default)]
+    pub(super) push: RawPush,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPush {
+    pub(super) min_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +90,7 @@ pub(super) struct RawQueues {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSchedule {
     pub(super) cron: Option<Spanned<String>>,
+    pub(super) mode: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -479,3 +479,40 @@ fn requests_per_minute_above_what_a_token_allows_warns() {
     assert!(parse(&text, &with_secret()).unwrap().warnings.is_empty());
     assert!(parse(BASE, &with_secret()).unwrap().warnings.is_empty());
 }
+
+#[test]
+fn mode_is_poll_unless_push_and_min_interval_has_a_sane_range() {
+    use super::validated::Mode;
+    let c = parse(BASE, &with_secret()).unwrap();
+    assert_eq!(
+        (c.mode, c.push_min_interval),
+        (Mode::Poll, Duration::from_secs(5))
+    );
+    let text = format!("{BASE}\n[schedule]\nmode = \"push\"\n\n[push]\nmin_interval = \"2s\"\n");
+    let c = parse(&text, &with_secret()).unwrap();
+    assert_eq!(
+        (c.mode, c.push_min_interval),
+        (Mode::Push, Duration::from_secs(2))
+    );
+    let err = parse(
+        &format!("{BASE}\n[schedule]\nmode = \"stream\"\n"),
+        &with_secret(),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "schedule.mode");
+    assert!(err.line.is_some() && err.fix.contains("\"push\""), "{err}");
+    for (bad, why) in [
+        ("100ms", "too short"),
+        ("1h", "too long"),
+        ("soon", "not a duration"),
+    ] {
+        let err = parse(
+            &format!("{BASE}\n[push]\nmin_interval = \"{bad}\"\n"),
+            &with_secret(),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "push.min_interval");
+        assert!(err.line.is_some(), "{err}");
+        assert!(err.problem.contains(why), "{bad}: {err}");
+    }
+}

@@ -4,11 +4,12 @@ use super::env::{
     ENV_API_REGION, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_CREDENTIALS_DIRECTORY, ENV_REGION, Env,
 };
 use super::error::ConfigError;
-use super::raw::{RawConfig, RawGenesys, RawQueues, RawRows, RawTable};
+use super::raw::{RawConfig, RawGenesys, RawPush, RawQueues, RawRows, RawSchedule, RawTable};
 use super::source::LineIndex;
 use super::urls::{REGIONS, derive_login_url, parse_base_url, region_domain};
 use super::validated::{
-    Config, KeyBy, OnVanish, RowsPolicy, Schedule, Selection, Source, Sources, TableRef, WriteMode,
+    Config, DEFAULT_PUSH_MIN_INTERVAL, KeyBy, Mode, OnVanish, PUSH_MIN_INTERVAL_RANGE, RowsPolicy,
+    Schedule, Selection, Source, Sources, TableRef, WriteMode,
 };
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ pub const GENESYS_TOKEN_RPM: u32 = 300;
 /// The sections of [`RawConfig`], for the "known sections" hint (a unit test keeps the
 /// list equal to the fields serde accepts).
 pub const SECTIONS: &[&str] = &[
-    "genesys", "table", "queues", "rows", "schedule", "limits", "http", "columns", "log",
+    "genesys", "table", "queues", "rows", "schedule", "limits", "http", "columns", "log", "push",
 ];
 
 pub(super) struct Validator<'a> {
@@ -108,6 +109,9 @@ impl Validator<'_> {
             .at(raw.schedule.cron.as_ref().and_then(|c| self.line(c))));
         }
 
+        let mode = self.mode(&raw.schedule)?;
+        let push_min_interval = self.push_min_interval(&raw.push)?;
+
         let requests_per_minute = match &raw.limits.requests_per_minute {
             None => 240,
             Some(v) => self.int_in("limits.requests_per_minute", v, 10, 10_000)? as u32,
@@ -174,6 +178,8 @@ impl Validator<'_> {
             selection,
             resolve_every,
             schedule,
+            mode,
+            push_min_interval,
             requests_per_minute,
             write_concurrency,
             queues_per_query,
@@ -559,6 +565,46 @@ impl Validator<'_> {
             on_vanish,
         };
         Ok((names, ids, selection, resolve_every))
+    }
+
+    pub(super) fn mode(&self, s: &RawSchedule) -> Result<Mode, ConfigError> {
+        let Some(m) = &s.mode else {
+            return Ok(Mode::Poll);
+        };
+        match m.get_ref().trim().to_ascii_lowercase().as_str() {
+            "poll" => Ok(Mode::Poll),
+            "push" => Ok(Mode::Push),
+            other => Err(ConfigError::new(
+                "schedule.mode",
+                format!("`{other}` is not a mode"),
+                "use \"poll\" (every cron tick observes and writes) or \"push\" (rows follow Notifications API events within seconds; the cron schedule reconciles)",
+            )
+            .at(self.line(m))),
+        }
+    }
+
+    pub(super) fn push_min_interval(&self, p: &RawPush) -> Result<Duration, ConfigError> {
+        let Some(s) = &p.min_interval else {
+            return Ok(DEFAULT_PUSH_MIN_INTERVAL);
+        };
+        let (min, max) = PUSH_MIN_INTERVAL_RANGE;
+        let d = self.duration("push.min_interval", s, min)?;
+        if d > max {
+            return Err(ConfigError::new(
+                "push.min_interval",
+                format!(
+                    "`{}` is too long: push would be slower than polling",
+                    s.get_ref()
+                ),
+                format!(
+                    "use at most {} (the default is {}), or mode = \"poll\"",
+                    humantime::format_duration(max),
+                    humantime::format_duration(DEFAULT_PUSH_MIN_INTERVAL)
+                ),
+            )
+            .at(self.line(s)));
+        }
+        Ok(d)
     }
 
     pub(super) fn duration(

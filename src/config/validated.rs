@@ -102,6 +102,10 @@ pub struct Config {
     pub selection: Selection,
     pub resolve_every: Duration,
     pub schedule: Schedule,
+    /// `[schedule] mode`: poll only, or push with the cron schedule as reconciliation.
+    pub mode: Mode,
+    /// `[push] min_interval`: at most one push write per row this often.
+    pub push_min_interval: Duration,
     pub requests_per_minute: u32,
     pub write_concurrency: usize,
     /// Queue ids per observation query at start (1-100). Genesys does not document its
@@ -119,6 +123,39 @@ pub struct Config {
     /// Valid but questionable settings, logged as warnings by `load` (so `check` shows them).
     pub warnings: Vec<String>,
 }
+
+/// How rows follow their queues (`[schedule] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Every cron tick observes and writes (the default).
+    #[default]
+    Poll,
+    /// Rows follow Notifications API events within seconds; the cron schedule keeps
+    /// running as the reconciliation poll (and is what writes while push is down).
+    Push,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Poll => "poll",
+            Self::Push => "push",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[push] min_interval` when unset.
+pub const DEFAULT_PUSH_MIN_INTERVAL: Duration = Duration::from_secs(5);
+/// The range `[push] min_interval` accepts: below 1 s Genesys publishes no faster
+/// (at most one event per queue a second); above 10 minutes push is slower than polling.
+pub const PUSH_MIN_INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(600));
 
 /// How a cycle's rows are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
