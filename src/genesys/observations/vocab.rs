@@ -70,12 +70,12 @@ impl ApiMetric {
     }
 
     /// Whether the qualifiers are organization presence ids.
-    pub(super) fn qualified_by_presence(self) -> bool {
+    pub fn qualified_by_presence(self) -> bool {
         matches!(self, Self::UserPresences | Self::OffQueueUsers)
     }
 
     /// Whether the qualifiers are routing statuses.
-    pub(super) fn qualified_by_routing(self) -> bool {
+    pub fn qualified_by_routing(self) -> bool {
         matches!(self, Self::OnQueueUsers | Self::UserRoutingStatuses)
     }
 }
@@ -133,7 +133,7 @@ impl MediaType {
     }
 
     /// A media type as an answer spells it: unknown names read as `Other`.
-    pub(super) fn from_answer(name: &str) -> Self {
+    pub fn from_answer(name: &str) -> Self {
         Self::from_name(name).unwrap_or(Self::Other)
     }
 }
@@ -218,7 +218,7 @@ impl RoutingStatus {
         }
     }
 
-    pub(super) fn from_wire(name: &str) -> Option<Self> {
+    pub fn from_wire(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.wire_name() == name)
     }
 }
