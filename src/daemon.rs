@@ -5,14 +5,16 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::genesys::{Client, RetryPolicy};
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
+use crate::push::driver::PushState;
+use crate::push::session::{self, PushEvent};
 use crate::reload::{self, ReloadSource};
 use crate::schedule::{self, Exit, Grace};
 use crate::sync::{CycleReport, Outcome, Syncer};
@@ -33,6 +35,8 @@ pub struct RunOptions {
     pub log: LogControl,
     /// Config reloads (SIGHUP): when None, the config never changes while running.
     pub reload: Option<ReloadSource>,
+    /// Push mode's session tunables (tests shrink the delays).
+    pub push: session::Settings,
 }
 
 impl RunOptions {
@@ -45,6 +49,7 @@ impl RunOptions {
             grace: Grace::default(),
             log: LogControl::detached(),
             reload: None,
+            push: session::Settings::default(),
         }
     }
 }
@@ -108,7 +113,21 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
         syncer: Syncer::new(client, cfg.clone()),
         signals: Signals::new(metrics.clone(), health.clone()).queue_metrics(cfg.queue_metrics),
         done: 0,
+        push: None,
     }));
+    // Push mode asks for a cycle after every (re)connect: events sent while no socket
+    // was open are lost, so one poll reconciles.
+    let (reconcile, requests) = mpsc::channel(1);
+    let pusher = Pusher {
+        state: state.clone(),
+        settings: opts.push.clone(),
+        reconcile,
+        stop: stop_aux.clone(),
+    };
+    if cfg.mode == Mode::Push {
+        let mut cycles = state.lock().await;
+        pusher.start(&mut cycles);
+    }
     if let Some(source) = opts.reload {
         let reloader = Reloader {
             state: state.clone(),
@@ -118,6 +137,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
             metrics,
             abandon: abandon.clone(),
             retry: opts.retry,
+            pusher,
         };
         let stop = stop_aux.clone();
         tokio::spawn(async move {
@@ -128,8 +148,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<Exit> {
         });
     }
     let hook = opts.on_cycle.clone();
-    let exit = schedule::drive(
+    let exit = schedule::drive_with_requests(
         ticks,
+        requests,
         health.clone(),
         move || {
             let state = state.clone();
@@ -183,6 +204,7 @@ struct Reloader {
     metrics: Metrics,
     abandon: CancellationToken,
     retry: RetryPolicy,
+    pusher: Pusher,
 }
 
 impl Reloader {
@@ -251,6 +273,22 @@ impl Reloader {
         apply_log_level(&self.log, &new);
         state.signals.set_queue_metrics(new.queue_metrics);
         state.syncer = Syncer::new(client, new.clone());
+        // Push follows the new config between cycles too: started or stopped with the
+        // mode, restarted with a new client (its requests must share the new client's
+        // budget), otherwise kept (its channels and sockets stay open).
+        let push_wanted = new.mode == Mode::Push;
+        if state.push.is_some() && (!push_wanted || plan.new_client) {
+            self.pusher.stop(&mut state);
+        }
+        if push_wanted {
+            match state.push.as_mut() {
+                Some(p) => {
+                    p.0.reconfigure(&new);
+                    state.syncer.keep_raw(true);
+                }
+                None => self.pusher.start(&mut state),
+            }
+        }
         tracing::info!(
             path = %path.display(),
             changed = %plan.applied.join(", "),
@@ -268,13 +306,138 @@ struct Cycles {
     signals: Signals,
     /// Cycles started so far (the `n` of the cycle span).
     done: u64,
+    /// Push mode's state, and what stops its session and loop; None in poll mode.
+    push: Option<(PushState, CancellationToken)>,
 }
 
 impl Cycles {
     async fn cycle(&mut self) -> CycleReport {
         let report = self.syncer.run_cycle(false).await;
         self.signals.record(&report);
+        if let Some((push, _)) = &mut self.push {
+            push.after_cycle(&mut self.syncer, &report);
+        }
         report
+    }
+}
+
+/// Starts and stops push mode: the notification session and the loop that turns its
+/// events into row writes.
+struct Pusher {
+    state: Arc<Mutex<Cycles>>,
+    settings: session::Settings,
+    reconcile: mpsc::Sender<()>,
+    /// The daemon's own stop: push ends with it.
+    stop: CancellationToken,
+}
+
+impl Pusher {
+    /// Starts push on the pipeline's client (the same request budget as the cycles).
+    /// The session subscribes once a cycle has resolved the selection.
+    fn start(&self, cycles: &mut Cycles) {
+        let stop = self.stop.child_token();
+        let client = cycles.syncer.client().clone();
+        let metrics = client.metrics().push.clone();
+        let handle = session::spawn(client, self.settings.clone(), stop.clone());
+        let wake = Arc::new(Notify::new());
+        let cfg = cycles.syncer.config().clone();
+        cycles.syncer.keep_raw(true);
+        cycles.push = Some((
+            PushState::new(&cfg, handle.selection, metrics, wake.clone()),
+            stop.clone(),
+        ));
+        tracing::info!(
+            min_interval = %humantime::format_duration(cfg.push_min_interval),
+            "push mode: rows follow Notifications API events; the cron schedule reconciles"
+        );
+        tokio::spawn(push_loop(
+            self.state.clone(),
+            handle.events,
+            wake,
+            self.reconcile.clone(),
+            stop,
+        ));
+    }
+
+    fn stop(&self, cycles: &mut Cycles) {
+        if let Some((_, stop)) = cycles.push.take() {
+            stop.cancel();
+            tracing::info!("push mode off: polling only");
+        }
+        cycles.syncer.keep_raw(false);
+    }
+}
+
+/// Feeds the session's events into the live state and writes due rows, under the
+/// cycle lock (so never during a cycle), until push is stopped.
+async fn push_loop(
+    state: Arc<Mutex<Cycles>>,
+    mut events: mpsc::Receiver<PushEvent>,
+    wake: Arc<Notify>,
+    reconcile: mpsc::Sender<()>,
+    stop: CancellationToken,
+) {
+    // Events taken per lock: a burst is merged in batches, not one lock per event.
+    const BATCH: usize = 1024;
+    let mut next: Option<tokio::time::Instant> = None;
+    let mut down_logged = false;
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            ev = events.recv() => {
+                let Some(ev) = ev else { return };
+                let mut batch = vec![ev];
+                while batch.len() < BATCH {
+                    match events.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
+                }
+                let mut st = state.lock().await;
+                if stop.is_cancelled() {
+                    return;
+                }
+                let Some((push, _)) = st.push.as_mut() else { return };
+                for ev in batch {
+                    match ev {
+                        PushEvent::Observation(ev, arrived) => push.on_event(&ev, arrived),
+                        PushEvent::Up => {
+                            down_logged = false;
+                            // One reconciliation poll: events were lost while down.
+                            let _ = reconcile.try_send(());
+                        }
+                        PushEvent::Down => {
+                            if !down_logged {
+                                down_logged = true;
+                                tracing::warn!("push down: some notification socket is not open; its queues follow the cron schedule until it is back");
+                            }
+                        }
+                    }
+                }
+                next = push.next_ready();
+            }
+            () = wake.notified() => {
+                let st = state.lock().await;
+                next = st.push.as_ref().and_then(|(p, _)| p.next_ready());
+            }
+            () = sleep_until(next) => {
+                let mut st = state.lock().await;
+                if stop.is_cancelled() {
+                    return;
+                }
+                let Cycles { syncer, push, .. } = &mut *st;
+                let Some((push, _)) = push.as_mut() else { return };
+                next = push.write_due(syncer).await;
+            }
+        }
+    }
+}
+
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 

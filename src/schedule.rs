@@ -101,7 +101,28 @@ async fn start_job(cron: &str, tx: mpsc::Sender<()>) -> anyhow::Result<JobSchedu
 /// `abandon` is cancelled when a cycle in flight at shutdown has used up `grace.finish`:
 /// the client watches it, so requests in flight stop.
 pub async fn drive<F, Fut>(
+    ticks: mpsc::Receiver<()>,
+    health: Health,
+    cycle: F,
+    shutdown: CancellationToken,
+    abandon: CancellationToken,
+    grace: Grace,
+) -> Exit
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (_keep, requests) = mpsc::channel(1);
+    drive_with_requests(ticks, requests, health, cycle, shutdown, abandon, grace).await
+}
+
+/// [`drive`], plus cycles asked for outside the schedule (push mode's reconciliation
+/// after a reconnect): one starts at once, or, when a cycle is running (it may have
+/// observed before the request's reason), right after it ends. Requests made while one
+/// waits are the same request.
+pub async fn drive_with_requests<F, Fut>(
     mut ticks: mpsc::Receiver<()>,
+    mut requests: mpsc::Receiver<()>,
     health: Health,
     mut cycle: F,
     shutdown: CancellationToken,
@@ -113,6 +134,8 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut in_flight: Option<JoinHandle<()>> = None;
+    let mut requested = false;
+    let mut requests_open = true;
     let mut start = |in_flight: &mut Option<JoinHandle<()>>| {
         health.cycle_started();
         *in_flight = Some(tokio::spawn(cycle()));
@@ -132,7 +155,15 @@ where
             () = wait_done(&mut in_flight) => {
                 in_flight = None;
                 health.cycle_ended();
+                if std::mem::take(&mut requested) {
+                    start(&mut in_flight);
+                }
             }
+            req = requests.recv(), if requests_open => match req {
+                Some(()) if in_flight.is_some() => requested = true,
+                Some(()) => start(&mut in_flight),
+                None => requests_open = false,
+            },
             tick = ticks.recv(), if ticks_open => match tick {
                 Some(()) if in_flight.is_some() => {
                     health.metrics().skipped_ticks.inc();

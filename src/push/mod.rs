@@ -10,6 +10,7 @@
 //!   event missed or cannot carry, and it is what writes while push is down.
 
 pub mod channels;
+pub mod driver;
 pub mod live;
 pub mod metrics;
 pub mod scheduler;

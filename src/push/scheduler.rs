@@ -185,6 +185,16 @@ impl<V: Significance> Scheduler<V> {
         self.rows.remove(key);
     }
 
+    /// Keeps only the rows of these keys (the selection after a cycle).
+    pub fn retain(&mut self, keys: &std::collections::HashSet<&str>) {
+        self.rows.retain(|k, _| keys.contains(k.as_str()));
+    }
+
+    /// A reloaded `[push] min_interval`: applies from the next write.
+    pub fn set_min_interval(&mut self, min_interval: Duration) {
+        self.min_interval = min_interval;
+    }
+
     /// Forget what the table holds (it was lost or replaced): every row is unknown.
     pub fn forget_written(&mut self) {
         for r in self.rows.values_mut() {

@@ -19,11 +19,13 @@ pub mod writer;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::genesys::observations::QueueObservation;
 use crate::genesys::{ApiError, Client};
+use columns::Values;
 use plan::{Plan, Policy, Writes};
 pub use report::{CycleError, CycleFailure, CycleReport, Outcome, QueueFailure, Stage};
 use selection::Selection;
@@ -39,6 +41,9 @@ pub struct Syncer {
     table: TableState,
     /// Queue ids per observation query: lowered for good by a 400 to a bigger query.
     batch: observe::BatchSize,
+    /// Push mode: the last cycle's raw observations, kept for the live state; None in
+    /// poll mode (nothing kept).
+    raw: Option<Vec<(String, QueueObservation)>>,
 }
 
 /// Why a cycle stopped: the stage and the error.
@@ -58,7 +63,62 @@ impl Syncer {
             batch: observe::BatchSize::new(cfg.queues_per_query),
             cfg,
             selection: Selection::default(),
+            raw: None,
         }
+    }
+
+    /// Push mode: keep each cycle's raw observations for [`Self::take_raw`].
+    pub fn keep_raw(&mut self, on: bool) {
+        self.raw = on.then(Vec::new);
+    }
+
+    /// The raw observations of the last cycle (empty in poll mode).
+    pub fn take_raw(&mut self) -> Vec<(String, QueueObservation)> {
+        self.raw.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// What the table holds for an owned row, as far as the pipeline knows.
+    pub fn held(&self, key: &str) -> Option<&plan::Held> {
+        self.table.view().held.get(key)
+    }
+
+    /// Push mode: writes rows between cycles through the same table code and state as a
+    /// cycle (so a cycle's change detection sees them), one request each; returns each
+    /// key and whether its write was answered with success. Nothing is sent while the
+    /// table is not known to be usable (the next cycle finds it again).
+    pub async fn write_now(
+        &mut self,
+        rows: Vec<(Target, Values, DateTime<Utc>)>,
+    ) -> Vec<(String, bool)> {
+        let table_id = if self.table.usable() {
+            self.table.ensure(&self.client).await.ok()
+        } else {
+            None
+        };
+        let Some(table_id) = table_id else {
+            return rows.into_iter().map(|(t, _, _)| (t.key, false)).collect();
+        };
+        let keys: Vec<String> = rows.iter().map(|(t, _, _)| t.key.clone()).collect();
+        let due = rows
+            .into_iter()
+            .map(|(target, values, at)| plan::Due {
+                target,
+                values,
+                at,
+                changed: true,
+                change: 0.0,
+                held_at: None,
+            })
+            .collect();
+        let mut report = CycleReport::default();
+        let concurrency = self.cfg.write_concurrency;
+        self.table
+            .write_rows(&self.client, &table_id, due, concurrency, &mut report)
+            .await;
+        let written: HashSet<&str> = report.written.iter().map(|(t, _)| t.key.as_str()).collect();
+        keys.iter()
+            .map(|k| (k.clone(), written.contains(k.as_str())))
+            .collect()
     }
 
     /// The configuration this pipeline runs with.
@@ -128,6 +188,7 @@ impl Syncer {
             self.selection.targets(),
             &mut self.batch,
             report,
+            self.raw.as_mut(),
         )
         .await
         .map_err(at(Stage::Observe))?;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::columns::{Columns, Values};
 use super::report::{CycleReport, Stage};
 use super::selection::Target;
-use crate::genesys::observations::{self, MAX_QUEUES_PER_QUERY};
+use crate::genesys::observations::{self, MAX_QUEUES_PER_QUERY, QueueObservation};
 use crate::genesys::{ApiError, Client};
 
 /// One queue's values as observed this cycle.
@@ -57,13 +57,20 @@ impl BatchSize {
 /// size found this cycle is then not kept, and no further query of this cycle is split,
 /// so a query Genesys refuses whatever its size costs about 2·⌈log2(batch)⌉ requests per
 /// batch (15 for 100 queues), never one per queue.
+///
+/// With `raw`, every queue's raw observation is kept there too (push mode merges events
+/// into it); without, it is dropped once its values are computed.
 pub async fn observe(
     client: &Client,
     columns: &Columns,
     targets: &[Target],
     batch: &mut BatchSize,
     report: &mut CycleReport,
+    mut raw: Option<&mut Vec<(String, QueueObservation)>>,
 ) -> Result<Observed, ApiError> {
+    if let Some(raw) = raw.as_deref_mut() {
+        raw.clear();
+    }
     let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
     let label = |id: &str| {
         targets
@@ -92,10 +99,12 @@ pub async fn observe(
             Ok(got) => {
                 // The values of age columns are taken at the answer's arrival.
                 let at = Utc::now();
-                counts.extend(
-                    got.into_iter()
-                        .map(|(id, o)| (id, (columns.values(&o, at), at))),
-                );
+                for (id, o) in got {
+                    counts.insert(id.clone(), (columns.values(&o, at), at));
+                    if let Some(raw) = raw.as_deref_mut() {
+                        raw.push((id, o));
+                    }
+                }
             }
             Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
             Err(e) if e.status() == Some(400) && piece.len() > 1 && !refused_alone => {

@@ -318,6 +318,15 @@ impl Daemon {
     }
 
     pub async fn start_with(cfg: Config, script: Script) -> Daemon {
+        Self::start_tuned(cfg, script, |_| {}).await
+    }
+
+    /// As [`Self::start_with`], with the run options adjusted by `tune` (push settings).
+    pub async fn start_tuned(
+        cfg: Config,
+        script: Script,
+        tune: impl FnOnce(&mut RunOptions),
+    ) -> Daemon {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .unwrap();
@@ -336,6 +345,7 @@ impl Daemon {
             };
             script(n, rep);
         }));
+        tune(&mut opts);
         let task = tokio::spawn(daemon::run(cfg, opts));
         let http = http();
         Daemon {
