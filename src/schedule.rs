@@ -231,6 +231,7 @@ mod tests {
 
     struct Rig {
         tx: mpsc::Sender<()>,
+        req: mpsc::Sender<()>,
         started: Arc<AtomicUsize>,
         running: Arc<AtomicUsize>,
         max_running: Arc<AtomicUsize>,
@@ -242,6 +243,7 @@ mod tests {
 
     fn rig(cycle_len: Duration) -> Rig {
         let (tx, rx) = mpsc::channel(4);
+        let (req, requests) = mpsc::channel(1);
         let health = Health::new(Duration::from_secs(60), Metrics::new());
         let started = Arc::new(AtomicUsize::new(0));
         let running = Arc::new(AtomicUsize::new(0));
@@ -254,8 +256,9 @@ mod tests {
             max_running.clone(),
             abandon.clone(),
         );
-        let task = tokio::spawn(drive(
+        let task = tokio::spawn(drive_with_requests(
             rx,
+            requests,
             health.clone(),
             move || {
                 let (s, r, m, a) = (s.clone(), r.clone(), m.clone(), a.clone());
@@ -276,6 +279,7 @@ mod tests {
         ));
         Rig {
             tx,
+            req,
             started,
             running,
             max_running,
@@ -284,6 +288,33 @@ mod tests {
             abandon,
             task,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_requested_cycle_runs_now_or_right_after_the_one_running_never_beside_it() {
+        let r = rig(Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Asked for twice while the first cycle runs: one more cycle, once it ended.
+        r.req.send(()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = r.req.try_send(());
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        assert_eq!(
+            r.started.load(Ordering::SeqCst),
+            1,
+            "not beside the running one"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(r.started.load(Ordering::SeqCst), 2, "right after it");
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(r.started.load(Ordering::SeqCst), 2, "the requests were one");
+        // Asked for while idle: at once.
+        r.req.send(()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(r.started.load(Ordering::SeqCst), 3);
+        assert_eq!(r.max_running.load(Ordering::SeqCst), 1);
+        r.shutdown.cancel();
+        assert_eq!(r.task.await.unwrap(), Exit::Shutdown);
     }
 
     #[tokio::test(start_paused = true)]

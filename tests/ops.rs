@@ -759,3 +759,49 @@ async fn table_create_refuses_a_wrong_typed_column_and_changes_nothing() {
     assert!(stdout.contains("no table with id"), "{stdout}");
     assert!(table_writes(&sim).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_turns_push_mode_on_and_off_without_a_restart() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let q = add_busy_queue(&sim, "Sales");
+    let cfg = config_file(&sim, "");
+    std::fs::write(&cfg.path, reload_config(&sim, &["Sales"], "")).unwrap();
+    let mut p = Proc::spawn(&["--log-format", "json", "run"], &cfg, &[]);
+    let addr = listen_addr(&p).await;
+    eventually("the first cycle writes Sales", 20, || {
+        std::future::ready(rows(&sim).contains_key("Sales").then_some(()))
+    })
+    .await;
+    assert!(sim.channels().is_empty(), "poll mode opens no channel");
+
+    let push = "mode = \"push\"\n\n[push]\nmin_interval = \"1s\"\n";
+    std::fs::write(&cfg.path, reload_config(&sim, &["Sales"], push)).unwrap();
+    p.signal("-HUP");
+    let reloaded = wait_message(&p, "config reloaded", 1, 10).await;
+    assert_eq!(
+        reloaded["changed"], "schedule.mode, push.min_interval",
+        "{reloaded}"
+    );
+    wait_message(&p, "push mode: rows follow", 1, 5).await;
+    // The next cycle hands the selection to the session, which subscribes and connects.
+    eventually("push connected after the reload", 25, || async {
+        (metric(&addr, "genesys_queue_sync_push_connected").await == Some(1.0)).then_some(())
+    })
+    .await;
+    assert_eq!(sim.channels().len(), 1);
+    sim.set_waiting(&q, "voice", 9);
+    eventually("the change reaches the row", 15, || {
+        std::future::ready((int(&rows(&sim)["Sales"], "Waiting") == 10).then_some(()))
+    })
+    .await;
+
+    std::fs::write(&cfg.path, reload_config(&sim, &["Sales"], "")).unwrap();
+    p.signal("-HUP");
+    wait_message(&p, "push mode off", 1, 10).await;
+    eventually("push disconnected after the reload", 10, || async {
+        (metric(&addr, "genesys_queue_sync_push_connected").await == Some(0.0)).then_some(())
+    })
+    .await;
+    assert!(p.alive());
+    assert_eq!(p.stop().await, Some(0));
+}
