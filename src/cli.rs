@@ -76,6 +76,10 @@ pub enum Command {
         /// Seconds between cycles.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=59))]
         every: u32,
+        /// Push mode: rows follow the simulated org within seconds over its Notifications
+        /// API; the cycles are the reconciliation poll.
+        #[arg(long)]
+        push: bool,
     },
     /// Create or inspect the data table.
     #[command(subcommand)]

@@ -68,6 +68,7 @@ fn table_fields(columns: &Columns) -> Vec<(&str, FieldType)> {
 pub async fn run(
     cycles: Option<u32>,
     every: u32,
+    push: bool,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (sim, names) = seeded_sim(Some(Duration::from_millis(1500))).await?;
@@ -79,7 +80,14 @@ pub async fn run(
         client_secret: &creds.client_secret,
         table: TABLE,
     };
-    let cfg = loopback::config(&org, names, &format!("*/{every} * * * * *"))?;
+    let mut cfg = loopback::config(&org, names, &format!("*/{every} * * * * *"))?;
+    if push {
+        cfg.mode = genesys_queue_sync::config::Mode::Push;
+        cfg.push_min_interval = Duration::from_secs(1);
+        println!(
+            "Push mode: rows follow the org within seconds over its Notifications API; each table below is what a reconciliation cycle found, push's writes in between included."
+        );
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let health_addr = listener.local_addr()?;
     println!(

@@ -57,10 +57,15 @@ fn main() -> ExitCode {
         }
     };
     #[cfg(feature = "demo")]
-    if let genesys_queue_sync::cli::Command::Demo { cycles, every } = cli.command {
+    if let genesys_queue_sync::cli::Command::Demo {
+        cycles,
+        every,
+        push,
+    } = cli.command
+    {
         let demo = async {
             let shutdown = genesys_queue_sync::commands::shutdown_on_signals();
-            demo::run(cycles, every, shutdown).await
+            demo::run(cycles, every, push, shutdown).await
         };
         return match runtime.block_on(demo) {
             Ok(()) => ExitCode::SUCCESS,
