@@ -300,3 +300,82 @@ async fn twenty_channels_at_most_and_a_thousand_topics_each() {
     topics.sort_unstable();
     assert_eq!(topics, [500, 1000, 1000]);
 }
+
+/// A daemon busy for seconds (it takes no event) while 1,000 queues change in 4 media
+/// types, three times over: 12,000 messages, three times the daemon's queue. The socket
+/// is still read throughout (heartbeats every 150 ms, silence limit 300 ms), so no
+/// reconnect happens, and once the daemon takes events again each queue's media group
+/// ends on its latest count; what waited was coalesced, and counted so.
+#[tokio::test]
+async fn a_busy_daemon_and_a_burst_beyond_its_queue_cause_no_reconnect() {
+    const MEDIA: [&str; 4] = ["voice", "chat", "email", "message"];
+    let sim = fast_sim().await;
+    let ids: Vec<String> = (0..1000)
+        .map(|i| sim.add_queue(&format!("Q{i:04}")))
+        .collect();
+    let (mut h, metrics, _stop) = start(&sim, fast());
+    h.selection.send(ids.clone()).unwrap();
+    wait_for(&mut h, "push up", is_up).await;
+    assert_eq!(sim.notification_stats().sockets_opened, 1);
+    // From here on the daemon takes nothing until the burst is over.
+    for round in 1..=3u32 {
+        for id in &ids {
+            for m in MEDIA {
+                sim.set_waiting(id, m, round);
+            }
+        }
+        // Genesys publishes a topic at most once a second.
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stats = sim.notification_stats();
+    assert!(
+        stats.events_sent >= 3 * 4000,
+        "the burst was sent: {stats:?}"
+    );
+    assert_eq!(stats.sockets_opened, 1, "no reconnect during the burst");
+    assert_eq!(stats.events_lost, 0);
+    // The daemon takes events again: every group ends on its latest count.
+    let mut last: std::collections::HashMap<(String, String), u64> = Default::default();
+    let mut received = 0u64;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while last.len() < ids.len() * MEDIA.len() || last.values().any(|&n| n != 3) {
+        let ev = tokio::time::timeout_at(deadline, h.events.recv())
+            .await
+            .unwrap_or_else(|_| {
+                let behind = last.values().filter(|&&n| n != 3).count();
+                panic!(
+                    "{} groups seen, {behind} not at their latest count; {:?}; {}",
+                    last.len(),
+                    sim.notification_stats(),
+                    metrics
+                        .encode()
+                        .lines()
+                        .filter(|l| l.contains("push_"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            })
+            .expect("session running");
+        if let PushEvent::Observation(ev, _) = ev {
+            received += 1;
+            let media = ev.media_type.clone().unwrap_or_default();
+            if let Some(c) = ev.counts.iter().find(|c| c.metric == "oWaiting") {
+                last.insert((ev.queue_id.clone(), media), c.count);
+            }
+        }
+    }
+    assert_eq!(sim.notification_stats().sockets_opened, 1);
+    assert_eq!(
+        gauge(&metrics, "genesys_queue_sync_push_reconnects_total"),
+        0.0
+    );
+    assert_eq!(gauge(&metrics, "genesys_queue_sync_push_connected"), 1.0);
+    let coalesced = gauge(
+        &metrics,
+        "genesys_queue_sync_push_events_total{result=\"coalesced\"}",
+    );
+    // Every event the simulator sent was handed over or coalesced, none lost.
+    assert!(coalesced > 0.0, "the burst was coalesced");
+    assert_eq!(received + coalesced as u64, stats.events_sent);
+}

@@ -21,6 +21,7 @@ use chrono::Utc;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+use super::coalesce::Arrival;
 use super::live::{Applied, Live, RowValues};
 use super::metrics::PushMetrics;
 use super::scheduler::Scheduler;
@@ -127,8 +128,10 @@ impl PushState {
         });
     }
 
-    /// Merges an event that arrived at `arrived` and offers the changed row.
-    pub fn on_event(&mut self, ev: &ObservationEvent, arrived: Instant) {
+    /// Merges an event (maybe several coalesced) and offers the changed row: the wait's
+    /// start is when its `oWaiting` arrived, the latency runs from its earliest arrival.
+    pub fn on_event(&mut self, ev: &ObservationEvent, arrival: Arrival<Instant>) {
+        let arrived = arrival.first;
         if ev.unknown_metrics > 0 {
             self.metrics
                 .events
@@ -136,7 +139,7 @@ impl PushState {
                 .inc_by(ev.unknown_metrics as u64);
         }
         let arrived_wall = Utc::now()
-            - chrono::Duration::from_std(Instant::now().saturating_duration_since(arrived))
+            - chrono::Duration::from_std(Instant::now().saturating_duration_since(arrival.waiting))
                 .unwrap_or_default();
         let result = self.live.apply(ev, arrived_wall);
         self.metrics.event(match result {

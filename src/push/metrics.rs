@@ -18,6 +18,8 @@ pub const EVENT_RESULTS: &[&str] = &[
     "other_topic",
     "not_selected",
     "malformed",
+    "coalesced",
+    "dropped",
 ];
 
 #[derive(Clone, Debug)]
@@ -42,7 +44,7 @@ impl PushMetrics {
         let events = Family::<Labels, Counter>::default();
         r.register(
             "push_events",
-            "Notification messages received, by result (applied, unchanged, heartbeat, metadata, unknown_metric, other_topic, not_selected, malformed)",
+            "Notification messages received, by result (applied, unchanged, heartbeat, metadata, unknown_metric, other_topic, not_selected, malformed; coalesced: merged into a pending event of the same queue and media group while the daemon was busy; dropped: more pending groups than kept)",
             events.clone(),
         );
         for result in EVENT_RESULTS {

@@ -1,7 +1,8 @@
 //! Push mode: rows follow their queue within seconds, over the Notifications API.
 //!
 //! - [`session`] keeps the channels subscribed and their sockets open and hands the
-//!   events over; [`channels`] decides which queue goes on which channel.
+//!   events over, coalesced per queue and media group while the daemon is busy
+//!   ([`coalesce`]); [`channels`] decides which queue goes on which channel.
 //! - [`live`] keeps each queue's raw observation (the last poll's, changed by events)
 //!   and gives the row values.
 //! - [`scheduler`] decides which changed rows to write now (coalescing, priority,
@@ -10,6 +11,7 @@
 //!   event missed or cannot carry, and it is what writes while push is down.
 
 pub mod channels;
+pub mod coalesce;
 pub mod driver;
 pub mod live;
 pub mod metrics;

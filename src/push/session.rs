@@ -3,8 +3,9 @@
 //!
 //! One supervisor task owns the channels (creation, subscriptions, renewal, reconnects,
 //! all through the ordinary request pipeline and budget) and one task per open socket
-//! reads it. Events go straight from the socket task to the daemon, stamped with their
-//! arrival; the supervisor tells the daemon when push is up (after every (re)connect the
+//! reads it. Events go from the socket task into a coalescer (per queue and media group,
+//! see [`super::coalesce`]) that a forwarder task empties into the daemon, stamped with
+//! their arrival, so a busy daemon never stops a socket from being read; the supervisor tells the daemon when push is up (after every (re)connect the
 //! daemon reconciles with one poll, since events sent while no socket was open are lost)
 //! and when it is down.
 //!
@@ -12,6 +13,7 @@
 //! on untouched, the refusal is logged once (and its recovery once), and creation is tried
 //! again with backoff.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -22,6 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::channels::{self, Assignment};
+use super::coalesce::{self, Arrival, Pushed};
 use super::metrics::PushMetrics;
 use crate::genesys::notifications::events::{self, Message, ObservationEvent};
 use crate::genesys::notifications::liveness::{Backoff, Liveness};
@@ -62,8 +65,9 @@ impl Default for Settings {
 /// What the session tells the daemon.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushEvent {
-    /// An observation event, with the instant it arrived.
-    Observation(ObservationEvent, Instant),
+    /// An observation event (maybe several of one queue and media group, coalesced while
+    /// the daemon was busy), with when its parts arrived.
+    Observation(ObservationEvent, Arrival<Instant>),
     /// Every channel's socket is open (again): events may have been lost before, so
     /// reconcile with one poll.
     Up,
@@ -81,8 +85,12 @@ pub struct Handle {
 /// Starts a session for the queue ids sent on the returned selection sender.
 pub fn spawn(client: Client, settings: Settings, shutdown: CancellationToken) -> Handle {
     let (sel_tx, sel_rx) = watch::channel(Vec::new());
-    // Bounded: a daemon busy writing slows the sockets down instead of growing memory.
+    // Bounded, and only the forwarder waits on it: the socket readers put events into
+    // the coalescer, which holds at most two per queue and media group however long the
+    // daemon is busy, so a reader never stops reading (and never misses a heartbeat).
     let (ev_tx, ev_rx) = mpsc::channel(4096);
+    let pending = Arc::new(coalesce::Shared::default());
+    tokio::spawn(forward(pending.clone(), ev_tx.clone(), shutdown.clone()));
     let metrics = client.metrics().push.clone();
     let sup = Supervisor {
         client,
@@ -90,6 +98,7 @@ pub fn spawn(client: Client, settings: Settings, shutdown: CancellationToken) ->
         shutdown,
         metrics,
         events: ev_tx,
+        pending,
         slots: Vec::new(),
         left_out_logged: 0,
         refused: None,
@@ -145,6 +154,7 @@ struct Supervisor {
     shutdown: CancellationToken,
     metrics: PushMetrics,
     events: mpsc::Sender<PushEvent>,
+    pending: Arc<coalesce::Shared>,
     slots: Vec<Slot>,
     left_out_logged: usize,
     /// Backoff while channel creation or subscription is refused, and when it started.
@@ -373,7 +383,7 @@ impl Supervisor {
                     i,
                     *generation,
                     rep_tx.clone(),
-                    self.events.clone(),
+                    self.pending.clone(),
                     self.metrics.clone(),
                 ));
                 self.slots[i].socket = Some((*generation, task));
@@ -491,6 +501,31 @@ impl Supervisor {
     }
 }
 
+/// Hands pending events to the daemon as fast as it takes them; the only task that
+/// waits for the daemon.
+async fn forward(
+    pending: Arc<coalesce::Shared>,
+    events: mpsc::Sender<PushEvent>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let batch = tokio::select! {
+            () = shutdown.cancelled() => return,
+            b = pending.next() => b,
+        };
+        for (ev, arrival) in batch {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                sent = events.send(PushEvent::Observation(ev, arrival)) => {
+                    if sent.is_err() {
+                        return; // the daemon stopped
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn sleep_until(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
@@ -507,7 +542,7 @@ async fn read_socket(
     slot: usize,
     generation: u64,
     reports: mpsc::Sender<(usize, u64, SocketReport)>,
-    events: mpsc::Sender<PushEvent>,
+    events: Arc<coalesce::Shared>,
     metrics: PushMetrics,
 ) {
     let closed = read_until_closed(
@@ -527,7 +562,7 @@ async fn read_until_closed(
     slot: usize,
     generation: u64,
     reports: &mpsc::Sender<(usize, u64, SocketReport)>,
-    events: &mpsc::Sender<PushEvent>,
+    events: &coalesce::Shared,
     metrics: &PushMetrics,
 ) -> Closed {
     let mut socket = match Socket::connect(client.http(), channel.connect_uri(), timeout).await {
@@ -542,7 +577,10 @@ async fn read_until_closed(
     loop {
         // Half the silence limit without a message: ask for a pong before giving up.
         let ping_at = live.deadline() - live.silence_limit() / 2;
+        // A message already there is read before the silence is judged: a reader that
+        // was not scheduled for a while (a busy machine) finds both ready at once.
         let text = tokio::select! {
+            biased;
             t = socket.next_text() => t,
             () = tokio::time::sleep_until(ping_at), if !pinged => {
                 pinged = true;
@@ -588,8 +626,15 @@ async fn read_until_closed(
             }
             Ok(Message::Observation(ev)) => {
                 live.message(now, false);
-                if events.send(PushEvent::Observation(ev, now)).await.is_err() {
-                    return Closed::Error("the daemon stopped".into());
+                match events.push(ev, now) {
+                    Pushed::Queued => {}
+                    Pushed::Coalesced(n) => {
+                        metrics
+                            .events
+                            .get_or_create(&vec![("result", "coalesced".to_owned())])
+                            .inc_by(n);
+                    }
+                    Pushed::Dropped => metrics.event("dropped"),
                 }
             }
             Err(e) => {

@@ -4,7 +4,10 @@
 //! - Genesys sends a heartbeat on `channel.metadata` (every 30 s today). A socket that has
 //!   been silent (no message of any kind) for two heartbeat periods is dead, even if TCP
 //!   says it is open; until the period has been seen, or when two periods would be longer,
-//!   90 s is the limit.
+//!   90 s is the limit. The period is the longest of the last three intervals between
+//!   heartbeats as read: heartbeats queued behind a burst of events are read back to back,
+//!   and such a short interval must not shrink the limit (the next ordinary gap would then
+//!   look like a silence).
 //! - Reconnects back off exponentially with jitter, so many daemons (or many channels of
 //!   one) do not reconnect in step after an outage; a socket that stayed up resets it.
 //! - A channel lives 24 h unless resubscribed; it is resubscribed well before that.
@@ -19,13 +22,16 @@ pub const MAX_SILENCE: Duration = Duration::from_secs(90);
 /// The shortest silence limit: a very fast heartbeat must not make a busy moment fatal.
 const MIN_SILENCE: Duration = Duration::from_millis(200);
 
+/// How many heartbeat intervals the period is the longest of.
+const GAPS: usize = 3;
+
 /// Tracks one socket's messages.
 #[derive(Debug, Clone)]
 pub struct Liveness {
     last_message: Instant,
     last_heartbeat: Option<Instant>,
-    /// The heartbeat period as seen (the latest interval between two heartbeats).
-    period: Option<Duration>,
+    /// The last intervals between two heartbeats, newest first.
+    gaps: [Option<Duration>; GAPS],
 }
 
 impl Liveness {
@@ -34,7 +40,7 @@ impl Liveness {
         Self {
             last_message: now,
             last_heartbeat: None,
-            period: None,
+            gaps: [None; GAPS],
         }
     }
 
@@ -45,20 +51,22 @@ impl Liveness {
             if let Some(prev) = self.last_heartbeat {
                 let gap = now.saturating_duration_since(prev);
                 if !gap.is_zero() {
-                    self.period = Some(gap);
+                    self.gaps.rotate_right(1);
+                    self.gaps[0] = Some(gap);
                 }
             }
             self.last_heartbeat = Some(now);
         }
     }
 
+    /// The heartbeat period as seen: the longest of the last few intervals.
     pub fn period(&self) -> Option<Duration> {
-        self.period
+        self.gaps.iter().flatten().max().copied()
     }
 
     /// How long the socket may stay silent.
     pub fn silence_limit(&self) -> Duration {
-        match self.period {
+        match self.period() {
             Some(p) => (p * 2).clamp(MIN_SILENCE, MAX_SILENCE),
             None => MAX_SILENCE,
         }
@@ -145,6 +153,26 @@ mod tests {
         // A slow heartbeat never stretches the limit past 90 s.
         l.message(start + Duration::from_secs(131), true);
         assert_eq!(l.silence_limit(), MAX_SILENCE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_read_back_to_back_after_a_burst_do_not_shrink_the_limit() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut l = Liveness::new(start);
+        l.message(start, true);
+        l.message(start + ms(150), true);
+        // Two heartbeats queued behind a burst of events, read 1 ms apart.
+        l.message(start + ms(700), true);
+        l.message(start + ms(701), true);
+        assert_eq!(l.period(), Some(ms(550)));
+        // The ordinary rhythm again: the limit follows it once the burst is three
+        // intervals back.
+        for i in 1..=3 {
+            l.message(start + ms(701 + 150 * i), true);
+        }
+        assert_eq!(l.period(), Some(ms(150)));
+        assert_eq!(l.silence_limit(), ms(300));
     }
 
     #[tokio::test(start_paused = true)]

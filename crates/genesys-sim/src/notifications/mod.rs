@@ -480,9 +480,12 @@ fn snapshot(org: &Org, queue_id: &str) -> Snapshot {
         }
     }
     s.insert(None, user);
-    for ((q, media), c) in &org.conversations {
+    // The queue's media types only (the map is ordered by queue, then media type): the
+    // publisher takes a snapshot of every subscribed topic every scan.
+    let from = (queue_id.to_owned(), String::new());
+    for ((q, media), c) in org.conversations.range(from..) {
         if q != queue_id {
-            continue;
+            break;
         }
         let mut g = BTreeMap::new();
         for (metric, n) in [
