@@ -261,3 +261,161 @@ async fn a_403_while_running_names_the_permission_once_per_streak() {
     assert!(forbidden(&s.run_cycle(false).await));
     assert_eq!(named(), 2, "{}", log_text());
 }
+
+fn push_toml() -> String {
+    format!("{}\n[schedule]\nmode = \"push\"\n", queues_toml(&["Sales"]))
+}
+
+/// The line of `stdout` about `what`, or a failure showing the whole output.
+fn line<'a>(stdout: &'a str, what: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| {
+            l.split_once(' ')
+                .is_some_and(|(_, rest)| rest.starts_with(what))
+        })
+        .unwrap_or_else(|| panic!("no `{what}` line: {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_in_push_mode_proves_the_channel_topic_and_socket_and_leaves_an_empty_channel() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    let cfg = config_file(&sim, &push_toml());
+    sim.add_channels(None, 3);
+    let out = run_bin(&["check"], &cfg).await;
+    let (stdout, _) = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    let channels = line(&stdout, "push channels");
+    assert!(channels.starts_with('✓'), "{channels}");
+    assert!(
+        channels.contains("holds 3 notification channels") && channels.contains("`run` adds 1"),
+        "{channels}"
+    );
+    let probe = line(&stdout, "push probe");
+    assert!(probe.starts_with('✓'), "{probe}");
+    assert!(
+        probe.contains("subscribed to the observation topic of \"Sales\"")
+            && probe.contains("WebSocket opened")
+            && probe.contains("subscriptions removed")
+            && probe.contains("left behind: 1 channel with no subscriptions"),
+        "{probe}"
+    );
+    let cost = line(&stdout, "push cost");
+    assert!(cost.contains("1 channel for 1 topic:"), "{cost}");
+    assert!(cost.contains("requests/minute"), "{cost}");
+    // One channel more, empty, nothing connected; its socket was opened once.
+    let ch = sim.channels();
+    assert_eq!(ch.len(), 4);
+    let created: Vec<_> = ch
+        .iter()
+        .filter(|c| c.topics == 0 && !c.connected)
+        .collect();
+    assert_eq!(created.len(), 4, "{ch:?}");
+    let stats = sim.notification_stats();
+    assert_eq!(stats.channels_created, 4);
+    assert_eq!(stats.channels_evicted, 0);
+    assert_eq!(stats.sockets_opened, 1);
+    // The connectUri and channel id are capabilities: never printed.
+    for c in &ch {
+        assert!(
+            !stdout.contains(&c.id),
+            "a channel id in the output: {stdout}"
+        );
+    }
+    let calls: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/notifications/"))
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.method,
+                r.path.split("channels/").next().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "GET /api/v2/notifications/channels",
+            "POST /api/v2/notifications/channels",
+            "PUT /api/v2/notifications/",
+            "DELETE /api/v2/notifications/",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_of_eviction_and_creates_no_channel_when_the_client_holds_twenty() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    let cfg = config_file(&sim, &push_toml());
+    let theirs = sim.add_channels(None, 20);
+    let out = run_bin(&["check"], &cfg).await;
+    let (stdout, _) = text(&out);
+    // A warning, not a failure: `run` would work, at another integration's expense.
+    assert!(out.status.success(), "{stdout}");
+    let channels = line(&stdout, "push channels");
+    assert!(channels.starts_with('!'), "{channels}");
+    for said in [
+        "holds 20 notification channels",
+        "EVICTS this client's oldest 1 channel",
+        "other integration",
+        "an OAuth client of its own",
+    ] {
+        assert!(channels.contains(said), "missing {said}: {channels}");
+    }
+    let probe = line(&stdout, "push probe");
+    assert!(
+        probe.starts_with('!') && probe.contains("skipped, no channel created"),
+        "{probe}"
+    );
+    let stats = sim.notification_stats();
+    assert_eq!(stats.channels_created, 20, "check created none");
+    assert_eq!(stats.channels_evicted, 0);
+    let now: Vec<String> = sim.channels().into_iter().map(|c| c.id).collect();
+    assert_eq!(now, {
+        let mut t = theirs.clone();
+        t.sort();
+        t
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_subscription_names_what_is_missing() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    add_busy_queue(&sim, "Sales");
+    let cfg = config_file(&sim, &push_toml());
+    // Other channels of the client are another client's business: only its own count.
+    sim.add_client("someone-else", "their-secret", &[]);
+    sim.add_channels(Some("someone-else"), 20);
+    sim.require_topic_permission(Some("analytics:queueObservation:view"));
+    sim.revoke("analytics:queueObservation:view");
+    let out = run_bin(&["check"], &cfg).await;
+    let (stdout, _) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    let channels = line(&stdout, "push channels");
+    assert!(
+        channels.contains("holds 0 notification channels"),
+        "{channels}"
+    );
+    let probe = line(&stdout, "push probe");
+    assert!(probe.starts_with('✗'), "{probe}");
+    for said in [
+        "observation topic of \"Sales\"",
+        "`PUT /api/v2/notifications/channels/{channelId}/subscriptions` needs `analytics:queueObservation:view`",
+        "fix: add it to a role of the OAuth client",
+        "left behind: 1 channel with no subscriptions",
+    ] {
+        assert!(probe.contains(said), "missing {said}: {probe}");
+    }
+    let mine: Vec<_> = sim
+        .channels()
+        .into_iter()
+        .filter(|c| c.owner == "sim-client-id")
+        .collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].topics, 0);
+    assert_eq!(sim.notification_stats().channels_evicted, 0);
+}

@@ -1,8 +1,10 @@
 //! `check`: every prerequisite of a working daemon, one line each with a fix. Besides the
 //! config, login, queues, table and schema, it makes each call `run` will make ([`probe`]),
-//! so a permission the OAuth client lacks fails here, named, and not in every cycle.
+//! so a permission the OAuth client lacks fails here, named, and not in every cycle. In
+//! push mode it also proves the notification channel, topic and WebSocket ([`push`]).
 
 mod probe;
+mod push;
 
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::estimate::Estimate;
 use super::exit;
-use crate::config::{self, OnVanish, ProcessEnv, WriteMode};
+use crate::config::{self, Mode, OnVanish, ProcessEnv, WriteMode};
 use crate::genesys::Client;
 use crate::genesys::datatable;
 use crate::genesys::permissions::{self, Call};
@@ -232,6 +234,11 @@ pub async fn check(path: &Path) -> u8 {
     let targets = selected.as_deref().unwrap_or_default();
     if selected.is_some() {
         out.probe("observations", probe::observe(&client, &cfg, targets).await);
+        if cfg.mode == Mode::Push {
+            for (what, p) in push::check(&client, &cfg, targets).await {
+                out.probe(what, p);
+            }
+        }
     }
     if let Some(id) = &table_id {
         out.probe("row read", probe::read_rows(&client, id).await);

@@ -31,6 +31,9 @@ pub enum Call {
     AddColumns,
     CreateChannel,
     Subscribe,
+    ListChannels,
+    Unsubscribe,
+    Socket,
 }
 
 /// What the table says about a call.
@@ -185,8 +188,32 @@ pub const TABLE: &[Entry] = &[
         method: "PUT",
         path: "/api/v2/notifications/channels/{channelId}/subscriptions",
         any_of: &[],
-        when: "push mode: the selected queues' observation topics, after each resolve",
+        when: "push mode: the selected queues' observation topics, after each resolve, and once a day per channel (renewal)",
         per_cycle: "0",
+    },
+    Entry {
+        call: Call::ListChannels,
+        method: "GET",
+        path: "/api/v2/notifications/channels",
+        any_of: &[],
+        when: "push mode: a renewed channel's new expiry (once a day per channel); `check` counts the client's channels",
+        per_cycle: "0",
+    },
+    Entry {
+        call: Call::Unsubscribe,
+        method: "DELETE",
+        path: "/api/v2/notifications/channels/{channelId}/subscriptions",
+        any_of: &[],
+        when: "`check` in push mode only: empties the channel it created",
+        per_cycle: "0",
+    },
+    Entry {
+        call: Call::Socket,
+        method: "GET",
+        path: "the channel's `connectUri` (WebSocket)",
+        any_of: &[],
+        when: "push mode: one socket per channel, reopened after a drop",
+        per_cycle: "0 (not an API request)",
     },
 ];
 
@@ -223,7 +250,12 @@ fn path_matches(template: &str, path: &str) -> bool {
 pub fn scope(call: Call) -> &'static str {
     match call {
         Call::ListQueues | Call::GetQueue | Call::ObserveQueues => "the queues",
-        Call::Login | Call::CreateChannel | Call::Subscribe => "the OAuth client",
+        Call::Login
+        | Call::CreateChannel
+        | Call::Subscribe
+        | Call::ListChannels
+        | Call::Unsubscribe
+        | Call::Socket => "the OAuth client",
         _ => "the table",
     }
 }
@@ -270,9 +302,26 @@ pub fn explain_403(call: Call, err: &ApiError, scope: &str) -> Option<String> {
         return None;
     };
     let e = entry(call);
-    let mut line = format!("403 {code}: `{} {}` needs {}", e.method, e.path, e.needs());
     let said = listed(message);
-    if !said.is_empty() && said.iter().any(|p| !e.any_of.contains(&p.as_str())) {
+    let mut line = if e.any_of.is_empty() && !said.is_empty() {
+        // A call the spec lists no permission for (a notification topic's): what Genesys
+        // names is all there is to go by.
+        format!(
+            "403 {code}: `{} {}` needs {} (as Genesys lists it)",
+            e.method,
+            e.path,
+            said.iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )
+    } else {
+        format!("403 {code}: `{} {}` needs {}", e.method, e.path, e.needs())
+    };
+    if !e.any_of.is_empty()
+        && !said.is_empty()
+        && said.iter().any(|p| !e.any_of.contains(&p.as_str()))
+    {
         line.push_str(&format!(" (Genesys lists: {})", said.join(", ")));
     }
     line.push_str(&format!(

@@ -437,6 +437,31 @@ impl Sim {
         self.notifications().stats()
     }
 
+    /// Creates `n` notification channels owned by an OAuth client (`None`: the one
+    /// `SimOptions` names), as another integration sharing the client would; returns ids.
+    pub fn add_channels(&self, client_id: Option<&str>, n: usize) -> Vec<String> {
+        let owner = {
+            let auth = lock(&self.handle.shared.auth);
+            client_id.map_or_else(|| auth.client_id(None).to_owned(), str::to_owned)
+        };
+        let mut notes = self.notifications();
+        (0..n)
+            .filter_map(|_| {
+                notes.create_channel(&owner, tokio::time::Instant::now())["id"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    /// From now on an observation topic needs `permission` (None: none, the default, as
+    /// the documentation we have names none): a client without it is refused the
+    /// subscription (403 listing it, or the topic rejected with `ignoreErrors=true`).
+    pub fn require_topic_permission(&self, permission: Option<&str>) {
+        self.notifications()
+            .set_topic_permission(permission.map(str::to_owned));
+    }
+
     /// Drops every open notification socket without a close frame (a network cut).
     pub fn drop_sockets(&self) {
         self.notifications().drop_sockets();

@@ -103,6 +103,17 @@ pub(crate) fn required(method: &Method, segs: &[&str]) -> Option<AnyOf> {
     Some(need)
 }
 
+/// Genesys' 403 for a request lacking the one permission `p`.
+pub(crate) fn forbidden_one(p: &str) -> ApiError {
+    ApiError::new(
+        403,
+        "missing.permissions",
+        format!(
+            "Unable to perform the requested action. You are missing the following permission(s): [{p}]"
+        ),
+    )
+}
+
 /// Genesys' 403 for a request holding none of `need`.
 pub(crate) fn forbidden(need: AnyOf) -> ApiError {
     let list = need.join(", ");

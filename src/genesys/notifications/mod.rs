@@ -34,6 +34,7 @@ pub const CHANNEL_LIFETIME: std::time::Duration = std::time::Duration::from_secs
 const CREATE: &str = "notification_channel_create";
 const SUBSCRIBE: &str = "notification_subscriptions";
 const LIST: &str = "notification_channels";
+const UNSUBSCRIBE: &str = "notification_unsubscribe";
 
 /// A notification channel. The id and the connectUri are secrets (see the module doc).
 #[derive(Clone)]
@@ -100,6 +101,8 @@ struct TopicBody {
     state: Option<String>,
     #[serde(default)]
     rejection_reason: Option<String>,
+    #[serde(default)]
+    missing_permissions: Vec<String>,
 }
 
 /// Topics the server did not take, with its reason.
@@ -171,16 +174,52 @@ pub async fn set_subscriptions(
             || t.state
                 .as_deref()
                 .is_some_and(|s| s.eq_ignore_ascii_case("rejected"));
-        if rejected {
-            out.rejected.push((
-                id,
-                t.rejection_reason.unwrap_or_else(|| "rejected".to_owned()),
-            ));
+        if rejected || !t.missing_permissions.is_empty() {
+            let mut reason = t.rejection_reason.unwrap_or_else(|| "rejected".to_owned());
+            if !t.missing_permissions.is_empty() {
+                reason.push_str(&format!(
+                    " (missing: {})",
+                    t.missing_permissions
+                        .iter()
+                        .map(|p| format!("`{p}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            out.rejected.push((id, reason));
         } else {
             out.accepted += 1;
         }
     }
     Ok(out)
+}
+
+/// The channels this OAuth client holds now (their expiries; ids are not kept: they are
+/// other integrations' capabilities as much as ours).
+pub async fn list_channels(client: &Client) -> Result<Vec<Option<DateTime<Utc>>>, ApiError> {
+    let req = Request::get(LIST, "/api/v2/notifications/channels");
+    let listing: Listing<ChannelBody> = client.send_json(req).await?;
+    Ok(listing
+        .entities
+        .into_iter()
+        .map(|c| c.expires.as_deref().and_then(parse_time))
+        .collect())
+}
+
+/// Removes every subscription of `channel` (`DELETE .../subscriptions`): it then carries
+/// nothing and, left alone, expires.
+pub async fn delete_subscriptions(client: &Client, channel: &Channel) -> Result<(), ApiError> {
+    let req = Request {
+        endpoint: UNSUBSCRIBE,
+        method: Method::DELETE,
+        path: format!(
+            "/api/v2/notifications/channels/{}/subscriptions",
+            encode_segment(channel.id())
+        ),
+        query: Vec::new(),
+        body: None,
+    };
+    client.send(req).await.map(|_| ())
 }
 
 /// The expiry the server now gives `channel`, read from the channel listing; None when

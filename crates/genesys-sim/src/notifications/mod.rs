@@ -2,8 +2,11 @@
 //! publisher that turns changes in the org into queue observation events.
 //!
 //! As Genesys documents it: a channel lives 24 h after its creation or last subscription
-//! change; an OAuth client holds at most 20 channels (creating a 21st removes the oldest,
-//! channels without a socket first); a channel holds at most 1,000 topics; one socket per
+//! change; channels belong to the OAuth client that created it (its token's client): the
+//! listing shows that client's channels, another client's channel answers 404; an OAuth
+//! client holds at most 20 channels (creating a 21st removes that client's oldest,
+//! channels without a socket first); `DELETE .../subscriptions` empties a channel (its
+//! socket stays open and receives heartbeats only); a channel holds at most 1,000 topics; one socket per
 //! channel (a second connection closes the first); heartbeats on `channel.metadata`; events
 //! published on change, at most once a second per topic; events sent while no socket is
 //! open are lost.
@@ -64,6 +67,8 @@ impl Default for NotificationOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChannelInfo {
     pub id: String,
+    /// The OAuth client that created it.
+    pub owner: String,
     pub topics: usize,
     pub connected: bool,
 }
@@ -102,6 +107,7 @@ struct Conn {
 }
 
 struct Channel {
+    owner: String,
     seq: u64,
     topics: BTreeSet<String>,
     expires: Instant,
@@ -124,6 +130,9 @@ pub(crate) struct Notifications {
     next_conn: u64,
     topics: BTreeMap<String, TopicState>,
     drop_events: bool,
+    /// The permission an observation topic needs, when one is required (the documentation
+    /// we have does not name one: None by default).
+    topic_permission: Option<String>,
     /// `ws://127.0.0.1:PORT` of the streaming listener.
     stream_base: String,
     stats: NotificationStats,
@@ -145,6 +154,7 @@ impl Notifications {
             next_conn: 0,
             topics: BTreeMap::new(),
             drop_events: false,
+            topic_permission: None,
             stream_base,
             stats: NotificationStats::default(),
         }
@@ -158,13 +168,14 @@ impl Notifications {
         })
     }
 
-    /// `POST /api/v2/notifications/channels`.
-    pub(crate) fn create_channel(&mut self, now: Instant) -> Value {
-        if self.channels.len() >= MAX_CHANNELS {
-            // The oldest goes, channels without a socket first.
+    /// `POST /api/v2/notifications/channels` by `owner` (an OAuth client id).
+    pub(crate) fn create_channel(&mut self, owner: &str, now: Instant) -> Value {
+        if self.channels.values().filter(|c| c.owner == owner).count() >= MAX_CHANNELS {
+            // The client's oldest goes, channels without a socket first.
             let victim = self
                 .channels
                 .iter()
+                .filter(|(_, c)| c.owner == owner)
                 .min_by_key(|(_, c)| (c.conn.is_some(), c.seq))
                 .map(|(id, _)| id.clone());
             if let Some(id) = victim
@@ -179,6 +190,7 @@ impl Notifications {
         let id = format!("streaming-0-{}", new_id().replace('-', ""));
         self.next_seq += 1;
         let c = Channel {
+            owner: owner.to_owned(),
             seq: self.next_seq,
             topics: BTreeSet::new(),
             expires: now + self.opts.channel_lifetime,
@@ -197,11 +209,12 @@ impl Notifications {
                 .unwrap_or(chrono::Duration::MAX)
     }
 
-    /// `GET /api/v2/notifications/channels`.
-    pub(crate) fn list_channels(&self) -> Value {
+    /// `GET /api/v2/notifications/channels`: the channels of `owner`.
+    pub(crate) fn list_channels(&self, owner: &str) -> Value {
         let entities: Vec<Value> = self
             .channels
             .iter()
+            .filter(|(_, c)| c.owner == owner)
             .map(|(id, c)| self.channel_json(id, c))
             .collect();
         json!({ "entities": entities })
@@ -216,21 +229,48 @@ impl Notifications {
         json!({ "entities": entities })
     }
 
+    /// A channel of `owner`'s; another client's answers 404 like a missing one.
+    fn owned(&self, owner: &str, id: &str) -> Result<&Channel, ApiError> {
+        self.channels
+            .get(id)
+            .filter(|c| c.owner == owner)
+            .ok_or_else(ApiError::not_found)
+    }
+
     /// `GET .../subscriptions`.
-    pub(crate) fn subscriptions(&self, id: &str) -> Result<Value, ApiError> {
-        let c = self.channels.get(id).ok_or_else(ApiError::not_found)?;
+    pub(crate) fn subscriptions(&self, owner: &str, id: &str) -> Result<Value, ApiError> {
+        let c = self.owned(owner, id)?;
         Ok(Self::topics_json(c))
     }
 
+    /// The permission an observation topic needs from now on (None: none).
+    pub(crate) fn set_topic_permission(&mut self, p: Option<String>) {
+        self.topic_permission = p;
+    }
+
+    pub(crate) fn topic_permission(&self) -> Option<&str> {
+        self.topic_permission.as_deref()
+    }
+
     /// `PUT` (replace) or `POST` (add) `.../subscriptions`: also renews the channel.
+    /// `permitted`: whether the client holds the topics' permission. Without it the request
+    /// answers 403 listing the permission, or, with `ignoreErrors=true`, the topics are
+    /// listed as rejected (with `missingPermissions`) and not subscribed.
     pub(crate) fn subscribe(
         &mut self,
-        id: &str,
-        body: &Value,
-        replace: bool,
+        sub: Subscribe<'_>,
         org: &Org,
         now: Instant,
     ) -> Result<Value, ApiError> {
+        let Subscribe {
+            owner,
+            id,
+            body,
+            replace,
+            permitted,
+            ignore_errors,
+        } = sub;
+        self.owned(owner, id)?;
         let items = body
             .as_array()
             .ok_or_else(|| ApiError::bad_request("The body must be a list of topics."))?;
@@ -246,6 +286,20 @@ impl Notifications {
                 )));
             }
             topics.insert(t.to_owned());
+        }
+        let mut rejected = Vec::new();
+        if !permitted && let Some(p) = self.topic_permission.clone() {
+            if !ignore_errors {
+                return Err(crate::permissions::forbidden_one(&p));
+            }
+            for t in std::mem::take(&mut topics) {
+                rejected.push(json!({
+                    "id": t,
+                    "state": "Rejected",
+                    "rejectionReason": "Missing permissions",
+                    "missingPermissions": [p.clone()],
+                }));
+            }
         }
         let expiry = self.wall_expiry();
         let c = self.channels.get_mut(id).ok_or_else(ApiError::not_found)?;
@@ -277,11 +331,16 @@ impl Notifications {
         c.topics = merged;
         c.expires = now + self.opts.channel_lifetime;
         c.expires_wall = expiry;
-        Ok(Self::topics_json(c))
+        let mut listing = Self::topics_json(c);
+        if let Some(entities) = listing["entities"].as_array_mut() {
+            entities.extend(rejected);
+        }
+        Ok(listing)
     }
 
     /// `DELETE .../subscriptions`.
-    pub(crate) fn unsubscribe_all(&mut self, id: &str) -> Result<(), ApiError> {
+    pub(crate) fn unsubscribe_all(&mut self, owner: &str, id: &str) -> Result<(), ApiError> {
+        self.owned(owner, id)?;
         let c = self.channels.get_mut(id).ok_or_else(ApiError::not_found)?;
         c.topics.clear();
         Ok(())
@@ -364,6 +423,7 @@ impl Notifications {
             .iter()
             .map(|(id, c)| ChannelInfo {
                 id: id.clone(),
+                owner: c.owner.clone(),
                 topics: c.topics.len(),
                 connected: c.conn.is_some(),
             })
@@ -455,6 +515,18 @@ impl Notifications {
             }
         }
     }
+}
+
+/// A subscription request, as the route read it.
+pub(crate) struct Subscribe<'a> {
+    pub(crate) owner: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) body: &'a Value,
+    /// PUT (replace) rather than POST (add).
+    pub(crate) replace: bool,
+    /// The client holds the topic permission (see [`Notifications::topic_permission`]).
+    pub(crate) permitted: bool,
+    pub(crate) ignore_errors: bool,
 }
 
 /// What a queue's events would say right now.
@@ -573,6 +645,19 @@ mod tests {
         format!("v2.analytics.queues.{q}.observations")
     }
 
+    const OWNER: &str = "sim-client-id";
+
+    fn sub<'a>(id: &'a str, body: &'a Value) -> Subscribe<'a> {
+        Subscribe {
+            owner: OWNER,
+            id,
+            body,
+            replace: true,
+            permitted: true,
+            ignore_errors: false,
+        }
+    }
+
     fn drain(rx: &mut mpsc::UnboundedReceiver<Out>) -> Vec<Value> {
         let mut v = Vec::new();
         while let Ok(Out::Text(t)) = rx.try_recv() {
@@ -588,9 +673,9 @@ mod tests {
         let agent = org.add_agent(SystemPresence::OnQueue, RoutingStatus::Idle, &[&q]);
         let mut n = Notifications::new(NotificationOptions::default(), "ws://x".into());
         let t0 = Instant::now();
-        let ch = n.create_channel(t0);
+        let ch = n.create_channel(OWNER, t0);
         let id = ch["id"].as_str().unwrap().to_owned();
-        n.subscribe(&id, &json!([{"id": topic(&q)}]), true, &org, t0)
+        n.subscribe(sub(&id, &json!([{"id": topic(&q)}])), &org, t0)
             .unwrap();
         let (_, mut rx) = n.connect(&id, t0).unwrap();
         n.step(&org, t0);
@@ -651,10 +736,13 @@ mod tests {
         let org = Org::new();
         let mut n = Notifications::new(NotificationOptions::default(), "ws://x".into());
         let t0 = Instant::now();
-        let first = n.create_channel(t0)["id"].as_str().unwrap().to_owned();
+        let first = n.create_channel(OWNER, t0)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let (_, mut first_rx) = n.connect(&first, t0).unwrap();
         for _ in 0..MAX_CHANNELS {
-            n.create_channel(t0);
+            n.create_channel(OWNER, t0);
         }
         assert_eq!(n.info().len(), MAX_CHANNELS);
         assert!(
@@ -667,23 +755,26 @@ mod tests {
             .filter(|id| **id != first)
             .map(|id| n.connect(id, t0).unwrap().1)
             .collect();
-        n.create_channel(t0);
+        n.create_channel(OWNER, t0);
         assert!(!n.info().iter().any(|c| c.id == first), "then the oldest");
         assert!(matches!(first_rx.try_recv(), Ok(Out::Close(..))));
 
-        let id = n.create_channel(t0)["id"].as_str().unwrap().to_owned();
+        let id = n.create_channel(OWNER, t0)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let too_many: Vec<Value> = (0..=MAX_TOPICS)
             .map(|i| json!({"id": topic(&format!("q{i}"))}))
             .collect();
         let e = n
-            .subscribe(&id, &Value::Array(too_many), true, &org, t0)
+            .subscribe(sub(&id, &Value::Array(too_many)), &org, t0)
             .unwrap_err();
         assert_eq!(e.status, 400);
-        assert!(n.subscribe("nope", &json!([]), true, &org, t0).is_err());
+        assert!(n.subscribe(sub("nope", &json!([])), &org, t0).is_err());
 
         // Subscribing renews; past the lifetime the channel and its socket go.
         let life = NotificationOptions::default().channel_lifetime;
-        n.subscribe(&id, &json!([{"id": topic("a")}]), true, &org, t0 + life / 2)
+        n.subscribe(sub(&id, &json!([{"id": topic("a")}])), &org, t0 + life / 2)
             .unwrap();
         let (_, mut rx) = n.connect(&id, t0 + life / 2).unwrap();
         n.step(&org, t0 + life - Duration::from_secs(1));
@@ -696,5 +787,76 @@ mod tests {
         }
         assert!(closed, "the expired channel's socket is closed");
         assert!(n.stats().heartbeats_sent > 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn channels_belong_to_their_client_and_can_be_emptied() {
+        let org = Org::new();
+        let mut n = Notifications::new(NotificationOptions::default(), "ws://x".into());
+        let t0 = Instant::now();
+        let other: Vec<String> = (0..MAX_CHANNELS)
+            .map(|_| {
+                n.create_channel("other", t0)["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let mine = n.create_channel(OWNER, t0)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(n.stats().channels_evicted, 0, "the limit is per client");
+        assert_eq!(
+            n.list_channels(OWNER)["entities"].as_array().unwrap().len(),
+            1
+        );
+        assert_eq!(
+            n.list_channels("other")["entities"]
+                .as_array()
+                .unwrap()
+                .len(),
+            MAX_CHANNELS
+        );
+        // Another client's channel is not ours to change.
+        let body = json!([{"id": topic("q")}]);
+        let e = n.subscribe(sub(&other[0], &body), &org, t0).unwrap_err();
+        assert_eq!(e.status, 404);
+        assert_eq!(n.unsubscribe_all(OWNER, &other[0]).unwrap_err().status, 404);
+        // Its 21st channel evicts its own oldest.
+        n.create_channel("other", t0);
+        assert_eq!(n.stats().channels_evicted, 1);
+        assert!(!n.info().iter().any(|c| c.id == other[0]));
+        assert!(n.info().iter().any(|c| c.id == mine));
+
+        n.subscribe(sub(&mine, &body), &org, t0).unwrap();
+        n.unsubscribe_all(OWNER, &mine).unwrap();
+        let c = n.info().into_iter().find(|c| c.id == mine).unwrap();
+        assert_eq!(c.topics, 0);
+
+        // A topic permission the client lacks: 403 naming it, or rejected topics.
+        n.set_topic_permission(Some("analytics:queueObservation:view".into()));
+        let refused = Subscribe {
+            permitted: false,
+            ..sub(&mine, &body)
+        };
+        let e = n.subscribe(refused, &org, t0).unwrap_err();
+        assert_eq!(e.status, 403);
+        assert!(e.message.contains("[analytics:queueObservation:view]"));
+        let ignored = Subscribe {
+            permitted: false,
+            ignore_errors: true,
+            ..sub(&mine, &body)
+        };
+        let listing = n.subscribe(ignored, &org, t0).unwrap();
+        assert_eq!(listing["entities"][0]["state"], "Rejected");
+        assert_eq!(
+            listing["entities"][0]["missingPermissions"][0],
+            "analytics:queueObservation:view"
+        );
+        assert_eq!(
+            n.info().into_iter().find(|c| c.id == mine).unwrap().topics,
+            0
+        );
     }
 }

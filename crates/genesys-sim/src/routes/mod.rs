@@ -16,7 +16,7 @@ use crate::auth::{basic_credentials, bearer_token};
 use crate::directory::QueueFilter;
 use crate::tables::import;
 use crate::wire::ApiError;
-use crate::{Shared, lock, permissions};
+use crate::{Shared, lock, notifications, permissions};
 use tables::{list_rows, list_tables, row, table};
 
 const DEFAULT_PAGE_SIZE: u32 = 25;
@@ -365,14 +365,18 @@ pub(crate) fn api(shared: &Shared, req: &ApiRequest<'_>) -> Reply {
             })),
             _ => method_not_allowed(),
         },
-        ["api", "v2", "notifications", "channels"] => match *m {
-            Method::POST => {
-                let body = lock(&shared.notifications).create_channel(tokio::time::Instant::now());
-                Reply::json(200, body)
+        ["api", "v2", "notifications", "channels"] => {
+            let owner = lock(&shared.auth).client_id(token).to_owned();
+            match *m {
+                Method::POST => {
+                    let body = lock(&shared.notifications)
+                        .create_channel(&owner, tokio::time::Instant::now());
+                    Reply::json(200, body)
+                }
+                Method::GET => Reply::json(200, lock(&shared.notifications).list_channels(&owner)),
+                _ => method_not_allowed(),
             }
-            Method::GET => Reply::json(200, lock(&shared.notifications).list_channels()),
-            _ => method_not_allowed(),
-        },
+        }
         [
             "api",
             "v2",
@@ -380,30 +384,45 @@ pub(crate) fn api(shared: &Shared, req: &ApiRequest<'_>) -> Reply {
             "channels",
             id,
             "subscriptions",
-        ] => match *m {
-            Method::GET => reply(
-                lock(&shared.notifications)
-                    .subscriptions(id)
-                    .map(|v| Reply::json(200, v)),
-            ),
-            Method::PUT | Method::POST => reply(json_body(req).and_then(|body| {
-                let org = lock(&shared.org);
-                let v = lock(&shared.notifications).subscribe(
-                    id,
-                    &body,
-                    *m == Method::PUT,
-                    &org,
-                    tokio::time::Instant::now(),
-                )?;
-                Ok(Reply::json(200, v))
-            })),
-            Method::DELETE => reply(
-                lock(&shared.notifications)
-                    .unsubscribe_all(id)
-                    .map(|()| Reply::empty(204)),
-            ),
-            _ => method_not_allowed(),
-        },
+        ] => {
+            let owner = lock(&shared.auth).client_id(token).to_owned();
+            match *m {
+                Method::GET => reply(
+                    lock(&shared.notifications)
+                        .subscriptions(&owner, id)
+                        .map(|v| Reply::json(200, v)),
+                ),
+                Method::PUT | Method::POST => reply(json_body(req).and_then(|body| {
+                    let ignore_errors = q.bool("ignoreErrors", false)?;
+                    let need = lock(&shared.notifications)
+                        .topic_permission()
+                        .map(str::to_owned);
+                    let permitted = need
+                        .as_deref()
+                        .is_none_or(|p| lock(&shared.auth).permits(token, &[p]));
+                    let org = lock(&shared.org);
+                    let v = lock(&shared.notifications).subscribe(
+                        notifications::Subscribe {
+                            owner: &owner,
+                            id,
+                            body: &body,
+                            replace: *m == Method::PUT,
+                            permitted,
+                            ignore_errors,
+                        },
+                        &org,
+                        tokio::time::Instant::now(),
+                    )?;
+                    Ok(Reply::json(200, v))
+                })),
+                Method::DELETE => reply(
+                    lock(&shared.notifications)
+                        .unsubscribe_all(&owner, id)
+                        .map(|()| Reply::empty(204)),
+                ),
+                _ => method_not_allowed(),
+            }
+        }
         ["api", "v2", "flows", "datatables"] => match *m {
             Method::GET => reply(list_tables(shared, &q, max)),
             Method::POST => reply(json_body(req).and_then(|body| {
