@@ -223,10 +223,16 @@ impl Columns {
     }
 
     /// How much a queue's values moved from `old` (held since `old_at`) to `new` (at
-    /// `new_at`), for ordering writes: None when nothing changed, else the sum of the
-    /// relative changes. A seconds column that only aged (the same interaction still
-    /// waits, so its value grew by the time passed) is due but weighs nothing, so real
-    /// changes go first when the budget is short.
+    /// `new_at`), for deciding what is due and ordering writes: None when nothing
+    /// changed, else the sum of the relative changes.
+    ///
+    /// A seconds column (the oldest waiting interaction's age) that only aged is not a
+    /// change: the same interaction still waits, so its start (`at` − age) is the same
+    /// within [`AGE_TOLERANCE_S`] (whole seconds and `UpdatedAt`'s second precision
+    /// round both ways). A flow reads such a value as of the row's `UpdatedAt` (the age
+    /// now is the value plus now − `UpdatedAt`), so the row is still right, and it is
+    /// rewritten at `rows.refresh_after` like any unchanged row. What is a change: a wait
+    /// starting (0 → n) or ending (n → 0), and another interaction becoming the oldest.
     pub fn change(
         &self,
         old: &Values,
@@ -238,15 +244,16 @@ impl Columns {
             return None;
         }
         let elapsed = (new_at - old_at).num_seconds();
+        let mut changed = false;
         let weight = self
             .iter()
             .zip(old.0.iter().zip(new.0.iter()))
             .map(|(c, (&o, &n))| {
                 let moved = match c.unit() {
-                    // Whole seconds: allow one second of rounding either way.
                     Unit::Seconds if o > 0 && n > 0 => {
+                        // How far the oldest wait's start moved.
                         let shift = n as i64 - o as i64 - elapsed;
-                        if shift.abs() <= 1 {
+                        if shift.abs() <= AGE_TOLERANCE_S {
                             0
                         } else {
                             shift.unsigned_abs()
@@ -254,12 +261,18 @@ impl Columns {
                     }
                     _ => n.abs_diff(o),
                 };
+                changed |= moved > 0;
                 moved as f64 / o.max(1) as f64
             })
             .sum();
-        Some(weight)
+        changed.then_some(weight)
     }
 }
+
+/// How far (seconds) the start of the oldest wait, as a seconds column and `UpdatedAt`
+/// give it, may move before it counts as another interaction: each of the two ages and
+/// the stored `UpdatedAt` is rounded to whole seconds.
+pub const AGE_TOLERANCE_S: i64 = 2;
 
 /// A queue's values, one per column in column order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -415,10 +428,34 @@ pub(crate) mod tests {
             column("L", "longest_waiting_seconds", None, None).unwrap(),
         ])
         .unwrap();
-        // The same caller still waits a minute later: due, but weightless.
+        // The same caller still waits a minute later: no change (the row read as of its
+        // UpdatedAt is still right), and rounding either way is not one.
+        for later in [89, 90, 91, 92, 88] {
+            assert_eq!(
+                age.change(&Values(vec![1, 30]), t0, &Values(vec![1, later]), t1),
+                None,
+                "aged to {later}"
+            );
+        }
+        // The stored UpdatedAt is truncated to the second: still no change.
+        let t1_frac = t1 + chrono::Duration::milliseconds(900);
         assert_eq!(
-            age.change(&Values(vec![1, 30]), t0, &Values(vec![1, 90]), t1),
-            Some(0.0)
+            age.change(&Values(vec![1, 30]), t0, &Values(vec![1, 91]), t1_frac),
+            None
+        );
+        // A newer interaction became the oldest (3 s or more apart): a change.
+        assert!(
+            age.change(&Values(vec![1, 30]), t0, &Values(vec![1, 87]), t1)
+                .is_some()
+        );
+        // A wait starting (0 -> n) and ending (n -> 0) are changes.
+        assert!(
+            age.change(&Values(vec![0, 0]), t0, &Values(vec![0, 4]), t1)
+                .is_some()
+        );
+        assert!(
+            age.change(&Values(vec![0, 30]), t0, &Values(vec![0, 0]), t1)
+                .is_some()
         );
         // The oldest caller was answered: a real change.
         assert!(
