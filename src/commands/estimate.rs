@@ -10,6 +10,9 @@ pub struct Estimate {
     pub cycles_per_minute: f64,
     pub reads_per_cycle: f64,
     pub heartbeat_per_cycle: f64,
+    /// Rows keyed by name: the names of the rows written are confirmed before writing,
+    /// and every name once per refresh_after.
+    pub name_checks: bool,
     /// Upper bound of refresh writes per cycle (every unchanged row once per refresh_after).
     pub refresh_per_cycle: f64,
     pub mode: WriteMode,
@@ -23,13 +26,8 @@ impl Estimate {
             queues: n,
             budget: cfg.requests_per_minute,
             cycles_per_minute: 60.0 / period,
-            // With rows keyed by name each cycle also confirms the queues' names.
-            reads_per_cycle: (n.div_ceil(cfg.queues_per_query.max(1))
-                + if cfg.key_by == KeyBy::Name {
-                    n.div_ceil(IDS_PER_REQUEST)
-                } else {
-                    0
-                }) as f64,
+            reads_per_cycle: n.div_ceil(cfg.queues_per_query.max(1)) as f64,
+            name_checks: cfg.key_by == KeyBy::Name,
             // Its read-back (the writer check) and its write.
             heartbeat_per_cycle: if cfg.rows.heartbeat_key.is_some() {
                 2.0
@@ -42,18 +40,33 @@ impl Estimate {
         }
     }
 
+    /// Name checks per cycle (rows keyed by name) when `writes` rows are written: one
+    /// per 100 of them, plus all names once per refresh_after, spread over its cycles.
+    pub fn names_per_cycle(&self, writes: f64) -> f64 {
+        if !self.name_checks {
+            return 0.0;
+        }
+        let all = self.queues.div_ceil(IDS_PER_REQUEST) as f64;
+        let share = self.refresh_per_cycle / (self.queues.max(1) as f64);
+        (writes / IDS_PER_REQUEST as f64).ceil() + all * share
+    }
+
     /// Requests per minute in rows mode when `fraction` of the queues change every cycle.
     pub fn rows_per_minute(&self, fraction: f64) -> f64 {
         let writes = fraction * self.queues as f64
             + self
                 .refresh_per_cycle
                 .min((1.0 - fraction) * self.queues as f64);
-        (self.reads_per_cycle + self.heartbeat_per_cycle + writes) * self.cycles_per_minute
+        (self.reads_per_cycle + self.names_per_cycle(writes) + self.heartbeat_per_cycle + writes)
+            * self.cycles_per_minute
     }
 
-    /// Requests per minute in import mode: reads plus create, upload and about two polls.
+    /// Requests per minute in import mode: reads plus create, upload and about two polls,
+    /// and with rows keyed by name the name checks of a cycle that writes every row (the
+    /// most an import cycle checks).
     pub fn import_per_minute(&self) -> f64 {
-        (self.reads_per_cycle + 4.0) * self.cycles_per_minute
+        (self.reads_per_cycle + self.names_per_cycle(self.queues as f64) + 4.0)
+            * self.cycles_per_minute
     }
 
     /// Whether the settings fit the budget (rows mode assumes 10% of queues change per cycle).
@@ -91,6 +104,7 @@ impl Estimate {
         let per_cycle_budget = budget / self.cycles_per_minute;
         let avail = per_cycle_budget
             - self.reads_per_cycle
+            - self.names_per_cycle(0.1 * self.queues as f64)
             - self.heartbeat_per_cycle
             - 0.1 * self.queues as f64;
         let refresh_hint = if avail > 0.0 {

@@ -65,8 +65,8 @@ pub const TABLE: &[Entry] = &[
         method: "GET",
         path: "/api/v2/routing/queues",
         any_of: &["routing:queue:view"],
-        when: "resolving the selection (at start and every `queues.resolve_every`); with `key = \"name\"`, confirming the selected queues' names by id in every other cycle",
-        per_cycle: "⌈queues/50⌉ with `key = \"name\"`, else 0 (one per name, or ⌈all queues/100⌉ pages, per resolve)",
+        when: "resolving the selection (at start and every `queues.resolve_every`); with `key = \"name\"`, confirming by id the names of the queues whose rows a cycle writes, before writing, and every `rows.refresh_after` all of them",
+        per_cycle: "⌈rows written/100⌉ with `key = \"name\"` (⌈queues/100⌉ once per `rows.refresh_after`), else 0 (one per name, or ⌈all queues/100⌉ pages, per resolve)",
     },
     Entry {
         call: Call::GetQueue,

@@ -28,7 +28,7 @@ use crate::genesys::{ApiError, Client};
 use columns::Values;
 use plan::{Plan, Policy, Writes};
 pub use report::{CycleError, CycleFailure, CycleReport, Outcome, QueueFailure, Stage};
-use selection::Selection;
+use selection::{NameCheck, Selection};
 pub use selection::{Resolution, Target, resolve};
 use table::TableState;
 
@@ -172,51 +172,102 @@ impl Syncer {
         } else {
             Some(self.table.ensure(client).await.map_err(at(Stage::Table))?)
         };
-        let name_checks = self
-            .selection
-            .ensure(client, &self.cfg)
-            .await
-            .map_err(at(Stage::Resolve))?;
-        report.missing = self.selection.missing().to_vec();
-        if self.selection.targets().is_empty() {
-            return Err((Stage::Resolve, CycleError::NoQueues));
-        }
+        // Requests of a pass given up because a rename turned up before writing.
+        let mut spent = 0;
+        for pass in 0..2 {
+            let resolved = self
+                .selection
+                .ensure(client, &self.cfg)
+                .await
+                .map_err(at(Stage::Resolve))?;
+            report.missing = self.selection.missing().to_vec();
+            if self.selection.targets().is_empty() {
+                return Err((Stage::Resolve, CycleError::NoQueues));
+            }
+            let names = self.selection.name_check(&self.cfg, resolved);
 
-        let observed = observe::observe(
-            client,
-            &self.cfg.columns,
-            self.selection.targets(),
-            &mut self.batch,
-            report,
-            self.raw.as_mut(),
-        )
-        .await
-        .map_err(at(Stage::Observe))?;
-        self.selection
-            .missing_from_answer(observed.missing_from_answer.iter().cloned());
-        let Some(table_id) = table_id else {
-            return Ok(());
-        };
-        self.table
-            .load_rows(client, &table_id, self.selection.targets())
+            let observed = observe::observe(
+                client,
+                &self.cfg.columns,
+                self.selection.targets(),
+                &mut self.batch,
+                self.cfg.write_concurrency,
+                report,
+                self.raw.as_mut(),
+            )
             .await
-            .map_err(at(Stage::Table))?;
-        for key in self.selection.take_rekeyed() {
-            self.table.forget(&key);
-        }
-        let vanished = self.selection.take_vanished();
-        if !vanished.is_empty() {
-            let retry = self.table.delete_rows(client, &table_id, vanished).await;
-            self.selection.retry_vanished(retry);
-        }
+            .map_err(at(Stage::Observe))?;
+            self.selection
+                .missing_from_answer(observed.missing_from_answer.iter().cloned());
+            let Some(table_id) = &table_id else {
+                return Ok(());
+            };
+            self.table
+                .load_rows(client, table_id, self.selection.targets())
+                .await
+                .map_err(at(Stage::Table))?;
+            for key in self.selection.take_rekeyed() {
+                self.table.forget(&key);
+            }
+            let vanished = self.selection.take_vanished();
+            if !vanished.is_empty() {
+                let retry = self.table.delete_rows(client, table_id, vanished).await;
+                self.selection.retry_vanished(retry);
+            }
 
-        let Plan { skipped, writes } = plan::plan(
-            &self.policy,
-            self.selection.targets(),
-            &observed.queues,
-            observed.reads + name_checks + self.table.reread_cost(),
-            self.table.view(),
-        );
+            let mut plan = plan::plan(
+                &self.policy,
+                self.selection.targets(),
+                &observed.queues,
+                spent + observed.reads + self.table.reread_cost(),
+                self.table.view(),
+                names,
+            );
+            // Rows keyed by name: the names of the queues about to be written (or of
+            // all of them, every refresh_after) are read first, so a renamed queue
+            // never writes its old name's row.
+            let ids: Vec<String> = match names {
+                NameCheck::None => Vec::new(),
+                NameCheck::All => self
+                    .selection
+                    .targets()
+                    .iter()
+                    .map(|t| t.id.clone())
+                    .collect(),
+                NameCheck::Written => plan.writes.due().map(|d| d.target.id.clone()).collect(),
+            };
+            let renamed = self
+                .selection
+                .confirm_names(client, &self.cfg, &ids, self.cfg.write_concurrency)
+                .await
+                .map_err(at(Stage::Resolve))?;
+            if renamed {
+                if pass == 0 {
+                    // Resolve, observe and plan again: a queue that took a renamed
+                    // queue's name gets the row in this cycle.
+                    spent += observed.reads + NameCheck::cost(ids.len());
+                    report.observed.clear();
+                    report.failed.retain(|f| f.stage != Stage::Observe);
+                    continue;
+                }
+                let selection = &self.selection;
+                plan.writes.retain(|d| selection.still_keyed(&d.target));
+            }
+            return self.write(plan, table_id, report).await;
+        }
+        Ok(())
+    }
+
+    /// Performs the plan.
+    async fn write(
+        &mut self,
+        plan: Plan,
+        table_id: &str,
+        report: &mut CycleReport,
+    ) -> Result<(), Stopped> {
+        let client = &self.client;
+        let table_id = table_id.to_owned();
+        let Plan { skipped, writes } = plan;
         report.skipped = skipped;
         match writes {
             Writes::Import {
@@ -228,7 +279,7 @@ impl Syncer {
                 let via: HashSet<String> = via_rows.iter().map(|d| d.target.key.clone()).collect();
                 rows.append(&mut via_rows);
                 self.table
-                    .reread(client, &table_id, &mut rows, report)
+                    .reread(client, &table_id, &mut rows, heartbeat.as_deref(), report)
                     .await;
                 let (via_rows, rows): (Vec<_>, Vec<_>) =
                     rows.into_iter().partition(|d| via.contains(&d.target.key));
@@ -258,8 +309,9 @@ impl Syncer {
                 budget,
                 heartbeat,
             } => {
+                let hb = heartbeat.as_ref().map(|h| h.key.as_str());
                 self.table
-                    .reread(client, &table_id, &mut rows, report)
+                    .reread(client, &table_id, &mut rows, hb, report)
                     .await;
                 if !deferred.is_empty() {
                     report.deferred = deferred.len();

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::columns::{Columns, Values};
 use super::observe::Observation;
-use super::selection::Target;
+use super::selection::{NameCheck, Target};
 use crate::config::{Config, WriteMode};
 use crate::genesys::datatable::MAX_ROWS;
 
@@ -139,13 +139,49 @@ pub enum Writes {
     },
 }
 
-/// Plans the cycle's writes.
+/// Row writes that fit in `budget` requests when each 100 of them (or fewer) also cost a
+/// name check ([`NameCheck::Written`]).
+fn rows_with_name_checks(budget: usize) -> usize {
+    let mut rows = budget;
+    while rows > 0 && rows + NameCheck::cost(rows) > budget {
+        rows -= 1;
+    }
+    rows
+}
+
+impl Writes {
+    /// Every row this plan writes (not the deferred ones).
+    pub fn due(&self) -> impl Iterator<Item = &Due> {
+        let (a, b): (&[Due], &[Due]) = match self {
+            Writes::Rows { rows, .. } => (rows, &[]),
+            Writes::Import { rows, via_rows, .. } => (rows, via_rows),
+        };
+        a.iter().chain(b)
+    }
+
+    /// Keeps only the rows `keep` accepts (a queue renamed since it was observed writes
+    /// nothing under its old key).
+    pub fn retain(&mut self, keep: impl Fn(&Due) -> bool) {
+        match self {
+            Writes::Rows { rows, .. } => rows.retain(&keep),
+            Writes::Import { rows, via_rows, .. } => {
+                rows.retain(&keep);
+                via_rows.retain(&keep);
+            }
+        }
+    }
+}
+
+/// Plans the cycle's writes. `reads`: the requests the cycle spent or spends besides
+/// writes; `names`: which names are confirmed before writing, whose cost the budget
+/// holds back (all of them: ⌈targets/100⌉; those written: ⌈rows/100⌉).
 pub fn plan(
     policy: &Policy,
     targets: &[Target],
     observed: &[Observation],
     reads: usize,
     table: TableView<'_>,
+    names: NameCheck,
 ) -> Plan {
     let (mut due, skipped) = due_rows(policy, observed, table.held);
     // A selected queue whose row key is the heartbeat key (a queue named `_heartbeat`
@@ -154,7 +190,11 @@ pub fn plan(
         .heartbeat_key
         .as_ref()
         .filter(|k| !targets.iter().any(|t| t.key.eq_ignore_ascii_case(k)));
-    let budget = policy.row_budget(reads);
+    let budget = match names {
+        NameCheck::None => policy.row_budget(reads),
+        NameCheck::All => policy.row_budget(reads + NameCheck::cost(targets.len())),
+        NameCheck::Written => rows_with_name_checks(policy.row_budget(reads)),
+    };
     let import = match policy.write_mode {
         WriteMode::Import => true,
         WriteMode::Auto => due.len() > budget,
@@ -295,6 +335,7 @@ mod tests {
         held: HashMap<String, Held>,
         keys: HashSet<String>,
         import_failures: HashMap<String, u32>,
+        names: Option<NameCheck>,
     }
 
     impl Case {
@@ -341,7 +382,8 @@ mod tests {
                 keys: &self.keys,
                 import_failures: &self.import_failures,
             };
-            plan(policy, &self.targets, &self.observed, reads, view)
+            let names = self.names.unwrap_or(NameCheck::None);
+            plan(policy, &self.targets, &self.observed, reads, view, names)
         }
     }
 
@@ -408,6 +450,58 @@ mod tests {
     }
 
     #[test]
+    fn an_age_that_only_grew_is_not_due_until_the_refresh() {
+        use crate::sync::columns::column;
+        let mut p = policy();
+        p.columns = Columns::new(vec![
+            column("Waiting", "waiting", None, None).unwrap_or_else(|e| panic!("{e:?}")),
+            column("Oldest", "longest_waiting_seconds", None, None)
+                .unwrap_or_else(|e| panic!("{e:?}")),
+        ])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        // Each queue: (now, held, held's age in minutes).
+        let queues: [(&str, [u64; 2], [u64; 2], i64); 5] = [
+            // The same caller, a minute older: the row read as of UpdatedAt is right.
+            ("same-caller", [1, 90], [1, 30], 1),
+            // The same caller, but the row is due for its refresh anyway.
+            ("same-caller-old", [1, 330], [1, 30], 5),
+            // The oldest caller was answered, a newer one is the oldest now.
+            ("new-oldest", [1, 10], [2, 30], 1),
+            // Someone started waiting; the last caller left.
+            ("started", [1, 4], [0, 0], 1),
+            ("ended", [0, 0], [1, 30], 1),
+        ];
+        let mut case = Case::default();
+        for (key, now_v, held_v, age) in queues {
+            case.targets.push(t(key));
+            case.observed.push(Observation {
+                target: t(key),
+                values: Values(now_v.to_vec()),
+                at: now(),
+            });
+            case.held.insert(
+                key.into(),
+                Held {
+                    values: Values(held_v.to_vec()),
+                    at: now() - mins(age),
+                },
+            );
+            case.keys.insert(key.into());
+        }
+        let plan = case.plan(&p);
+        let (rows, deferred, _) = rows_of(&plan);
+        assert_eq!(rows, ["started", "new-oldest", "ended", "same-caller-old"]);
+        assert!(deferred.is_empty());
+        assert_eq!(plan.skipped, 1, "only the aging row is skipped");
+        match &plan.writes {
+            Writes::Rows { rows, .. } => {
+                assert!(!rows[3].changed, "the old row is a refresh, not a change");
+            }
+            Writes::Import { .. } => unreachable!(),
+        }
+    }
+
+    #[test]
     fn refresh_happens_at_the_cycle_nearest_to_refresh_after() {
         // refresh_after 5 min at a 60 s period: due from 4 min 30 s, not at 6 min.
         let p = policy();
@@ -457,6 +551,40 @@ mod tests {
             Writes::Rows { budget, .. } => assert_eq!(*budget, 4),
             Writes::Import { .. } => unreachable!(),
         }
+    }
+
+    #[test]
+    fn name_checks_before_writing_are_held_back_from_the_budget() {
+        assert_eq!(rows_with_name_checks(0), 0);
+        assert_eq!(
+            rows_with_name_checks(1),
+            0,
+            "a row write needs its name check"
+        );
+        assert_eq!(rows_with_name_checks(2), 1);
+        assert_eq!(rows_with_name_checks(101), 100);
+        assert_eq!(rows_with_name_checks(102), 100, "101 rows need 2 checks");
+        assert_eq!(rows_with_name_checks(103), 101);
+        let mut p = policy();
+        // 10 requests per cycle: 1 read + 2 for the heartbeat leave 7.
+        p.requests_per_minute = 60;
+        p.period = Duration::from_secs(10);
+        let mut case = Case::default();
+        for i in 0..10 {
+            case = case.queue(&format!("q{i}"), 1, Some((0, 1)));
+        }
+        let budget = |case: &Case| match case.plan(&p).writes {
+            Writes::Rows { rows, budget, .. } => (rows.len(), budget),
+            Writes::Import { .. } => unreachable!(),
+        };
+        case.names = Some(NameCheck::None);
+        assert_eq!(budget(&case), (7, 7));
+        // The names of the rows written: one request for up to 100 of them.
+        case.names = Some(NameCheck::Written);
+        assert_eq!(budget(&case), (6, 6));
+        // Every name (every refresh_after): ⌈10/100⌉ = 1 request.
+        case.names = Some(NameCheck::All);
+        assert_eq!(budget(&case), (6, 6));
     }
 
     /// 3 queues that all changed, with a budget of 1 row write per cycle.

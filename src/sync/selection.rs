@@ -65,6 +65,30 @@ pub struct Selection {
     rekeyed: Vec<String>,
     /// Configured names and ids the last resolution did not find (`name "X"`, `id Y`).
     missing: Vec<String>,
+    /// When every selected queue's name was last read (a resolution, or a confirmation
+    /// of them all).
+    names_read_at: Option<Instant>,
+}
+
+/// Which selected queues' names a cycle confirms by id before it writes (rows keyed by
+/// name: a renamed queue must not write its old name's row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameCheck {
+    /// None: rows are keyed by id, or this cycle's resolution read every name.
+    None,
+    /// The queues whose rows this cycle writes, [`queues::IDS_PER_REQUEST`] per request.
+    Written,
+    /// Every selected queue: their names were last read `rows.refresh_after` ago, so a
+    /// rename of a queue whose row is not written is noticed too (and a queue that
+    /// took the old name gets the row).
+    All,
+}
+
+impl NameCheck {
+    /// Requests a confirmation of `n` queues costs.
+    pub fn cost(n: usize) -> usize {
+        n.div_ceil(queues::IDS_PER_REQUEST)
+    }
 }
 
 /// What a lookup by id says about a target.
@@ -123,25 +147,19 @@ impl Selection {
         std::mem::take(&mut self.rekeyed)
     }
 
-    /// Looks up queues missing from the last observation answer and, with rows keyed by
-    /// name, confirms the selected queues' names; then resolves the selection on the
-    /// first cycle, every `resolve_every`, and when asked to (a rename asks). Returns the
-    /// requests spent on confirming names, which count against the cycle's budget.
-    pub async fn ensure(&mut self, client: &Client, cfg: &Config) -> Result<usize, ApiError> {
-        let mut spent = 0;
+    /// Looks up queues missing from the last observation answer, then resolves the
+    /// selection on the first cycle, every `resolve_every`, and when asked to (a rename
+    /// asks). Returns whether it resolved (and so read every selected queue's name).
+    pub async fn ensure(&mut self, client: &Client, cfg: &Config) -> Result<bool, ApiError> {
         if self.resolved_at.is_some() {
             self.confirm_missing(client, cfg).await?;
         }
-        let due = |s: &Self| match s.resolved_at {
+        let due = match self.resolved_at {
             None => true,
-            Some(at) => s.resolve_requested || at.elapsed() >= cfg.resolve_every,
+            Some(at) => self.resolve_requested || at.elapsed() >= cfg.resolve_every,
         };
-        // A resolution reads every name anyway: confirm names only in cycles without one.
-        if !due(self) {
-            spent = self.confirm_names(client, cfg).await?;
-        }
-        if !due(self) {
-            return Ok(spent);
+        if !due {
+            return Ok(false);
         }
         let released = std::mem::take(&mut self.released);
         match resolve(client, cfg).await {
@@ -169,9 +187,10 @@ impl Selection {
                 }
                 self.targets = targets;
                 self.resolved_at = Some(Instant::now());
+                self.names_read_at = self.resolved_at;
                 self.resolve_requested = false;
                 self.known_unobserved.clear();
-                Ok(spent)
+                Ok(true)
             }
             Err(ApiError::Cancelled) => Err(ApiError::Cancelled),
             Err(e) if !self.targets.is_empty() => {
@@ -180,33 +199,57 @@ impl Selection {
                 self.resolved_at = Some(Instant::now());
                 // A key given up by a rename may still be taken: look again next time.
                 self.released.extend(released);
-                Ok(spent)
+                Ok(false)
             }
             Err(e) => Err(e),
         }
     }
 
-    /// With rows keyed by name, a queue renamed (and another given its old name) must not
-    /// go on writing the row of that name: every cycle the selected queues' current
-    /// names are read by id, [`queues::IDS_PER_REQUEST`] per request (one request for up
-    /// to 50 queues), before anything is observed or written. A renamed queue leaves its
-    /// old key (and the selection, when the configuration no longer selects it) and a
-    /// resolution follows in the same cycle, so a queue that took the old name gets the
-    /// row at once. Returns the requests spent.
-    async fn confirm_names(&mut self, client: &Client, cfg: &Config) -> Result<usize, ApiError> {
-        if cfg.key_by != KeyBy::Name || self.targets.is_empty() {
-            return Ok(0);
+    /// Which names this cycle confirms before writing (see [`NameCheck`]); `resolved`:
+    /// whether this cycle's [`Self::ensure`] resolved.
+    pub fn name_check(&self, cfg: &Config, resolved: bool) -> NameCheck {
+        if cfg.key_by != KeyBy::Name || resolved || self.targets.is_empty() {
+            NameCheck::None
+        } else if self
+            .names_read_at
+            .is_none_or(|at| at.elapsed() >= cfg.rows.refresh_after)
+        {
+            NameCheck::All
+        } else {
+            NameCheck::Written
         }
-        let ids: Vec<String> = self.targets.iter().map(|t| t.id.clone()).collect();
-        let spent = ids.len().div_ceil(queues::IDS_PER_REQUEST);
-        let found = match queues::find_by_ids(client, &ids).await {
+    }
+
+    /// With rows keyed by name, a queue renamed (and another given its old name) must
+    /// not go on writing the row of that name: before a cycle writes, the names of the
+    /// queues `ids` (those it writes, or all of them every `rows.refresh_after`) are
+    /// read by id, [`queues::IDS_PER_REQUEST`] per request (one request for up to 100
+    /// queues, `concurrency` at a time). A renamed queue leaves its old key (and the
+    /// selection, when the configuration no longer selects it) and a resolution is
+    /// requested, which the cycle runs at once so a queue that took the old name gets
+    /// the row. Returns whether a rename was found.
+    pub async fn confirm_names(
+        &mut self,
+        client: &Client,
+        cfg: &Config,
+        ids: &[String],
+        concurrency: usize,
+    ) -> Result<bool, ApiError> {
+        if cfg.key_by != KeyBy::Name || ids.is_empty() {
+            return Ok(false);
+        }
+        let found = match queues::find_by_ids_concurrently(client, ids, concurrency).await {
             Ok(found) => found,
             Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
             Err(e) => {
                 tracing::warn!(error = %e, "could not confirm the selected queues' names; rows are written under the names last confirmed");
-                return Ok(spent);
+                return Ok(false);
             }
         };
+        if ids.len() >= self.targets.len() {
+            self.names_read_at = Some(Instant::now());
+        }
+        let mut renamed = false;
         // A queue absent from this answer is not taken for gone here: the observation
         // answer and the lookup by id decide that.
         for q in found.queues {
@@ -228,8 +271,15 @@ impl Selection {
             }
             self.released.push(old.key);
             self.resolve_requested = true;
+            renamed = true;
         }
-        Ok(spent)
+        Ok(renamed)
+    }
+
+    /// Whether `t` is still selected under the same row key (not renamed since it was
+    /// observed).
+    pub fn still_keyed(&self, t: &Target) -> bool {
+        self.targets.iter().any(|s| s.id == t.id && s.key == t.key)
     }
 
     /// Looks up, one request each, the queues an observation answer left out.

@@ -41,6 +41,13 @@ pub struct TableState {
     import_failures: HashMap<String, u32>,
     /// Whether the table has the heartbeat's `Writer` field.
     writer_field: bool,
+    /// Whether the schema has fields the daemon neither writes nor blanks (a `Notes`
+    /// column): only then can a row hold values a rewrite must carry, so only then is
+    /// the table listed again before rewriting rows ([`Self::reread`]).
+    foreign_fields: bool,
+    /// The heartbeat row as this cycle's re-read listing returned it (None: no listing
+    /// this cycle), so the writer check does not fetch it again.
+    listed_heartbeat: Option<Option<Map<String, Value>>>,
     /// This process's identity and the other writers it has seen.
     writers: Writers,
 }
@@ -58,6 +65,8 @@ impl TableState {
             extra_columns: HashMap::new(),
             import_failures: HashMap::new(),
             writer_field: false,
+            foreign_fields: false,
+            listed_heartbeat: None,
             writers: Writers::default(),
         }
     }
@@ -99,6 +108,10 @@ impl TableState {
                 "the table has columns the daemon wrote before but no longer configures; it blanks them in its rows so no flow reads a stale number (remove them from the flows)"
             );
         }
+        self.foreign_fields = table
+            .columns
+            .keys()
+            .any(|f| !self.columns.writes(f) && !self.retired.contains(f));
         self.writer_field = table
             .columns
             .get(WRITER)
@@ -160,9 +173,10 @@ impl TableState {
         Ok(())
     }
 
-    /// Requests [`Self::reread`] costs: one page of the row listing per 500 rows.
+    /// Requests [`Self::reread`] costs: one page of the row listing per 500 rows, and
+    /// none when the schema has no field beyond the daemon's own.
     pub fn reread_cost(&self) -> usize {
-        if self.held.is_empty() {
+        if self.held.is_empty() || !self.foreign_fields {
             0
         } else {
             self.known_keys
@@ -176,7 +190,11 @@ impl TableState {
     /// someone edited in an extra column (one the daemon does not write) since the last
     /// read is carried into the write instead of being replaced by the copy read before
     /// (a PUT, and an import record, replaces the whole row). One listing, ⌈rows/500⌉
-    /// requests, in a cycle that rewrites at least one existing row; none otherwise.
+    /// requests, in a cycle that rewrites at least one existing row of a table whose
+    /// schema has fields beyond the daemon's (key, the columns, `UpdatedAt`, `Writer`,
+    /// retired columns); none otherwise: without such a field no row holds anything a
+    /// rewrite could lose. The listing's copy of the heartbeat row (`heartbeat`) is kept
+    /// for this cycle's writer check ([`Self::read_heartbeat`]).
     ///
     /// When the listing fails, the rows known to have extra values are not rewritten
     /// this cycle (they are reported failed and due again): their edits may be newer
@@ -186,18 +204,25 @@ impl TableState {
         client: &Client,
         table_id: &str,
         due: &mut Vec<Due>,
+        heartbeat: Option<&str>,
         report: &mut CycleReport,
     ) {
-        if !due.iter().any(|d| self.known_keys.contains(&d.target.key)) {
+        self.listed_heartbeat = None;
+        if !self.foreign_fields || !due.iter().any(|d| self.known_keys.contains(&d.target.key)) {
             return;
         }
         let owned: HashSet<&str> = due.iter().map(|d| d.target.key.as_str()).collect();
         let (columns, retired) = (&self.columns, &self.retired);
         let mut extra_columns = HashMap::new();
+        let mut heartbeat_row = None;
         let read = datatable::for_each_row(client, table_id, false, |mut row| {
             let Some(key) = row.get("key").and_then(Value::as_str).map(str::to_owned) else {
                 return;
             };
+            if heartbeat == Some(key.as_str()) {
+                heartbeat_row = Some(row);
+                return;
+            }
             if owned.contains(key.as_str()) {
                 row.retain(|field, _| !columns.writes(field) && !retired.contains(field));
                 extra_columns.insert(key, row);
@@ -206,6 +231,9 @@ impl TableState {
         .await;
         match read {
             Ok(()) => {
+                if heartbeat.is_some() {
+                    self.listed_heartbeat = Some(heartbeat_row);
+                }
                 for d in due.iter() {
                     let key = &d.target.key;
                     // A row missing from the listing (deleted, or a lagging read of a
@@ -319,14 +347,18 @@ impl TableState {
     }
 
     /// Reads the heartbeat row back before it is written again: another writer's
-    /// identity in it is reported (see [`super::writer`]). One request; a failed read
-    /// only costs the check, never the write.
+    /// identity in it is reported (see [`super::writer`]). One request, or none when
+    /// this cycle's re-read listing already returned the row; a failed read only costs
+    /// the check, never the write.
     pub async fn read_heartbeat(
         &mut self,
         client: &Client,
         table_id: &str,
         key: &str,
     ) -> Option<OtherWriter> {
+        if let Some(row) = self.listed_heartbeat.take() {
+            return self.writers.read(row.as_ref(), Utc::now());
+        }
         match datatable::get_row(client, table_id, key).await {
             Ok(row) => self.writers.read(row.as_ref(), Utc::now()),
             Err(e) => {
