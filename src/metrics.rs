@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
@@ -246,96 +247,122 @@ impl Metrics {
     }
 }
 
-/// Per queue name: the (family, labels) of each series it exports.
-type LiveSeries = BTreeMap<String, Vec<(&'static str, Labels)>>;
+/// The columns one queue's values were observed under: (unit, column name) in order.
+/// Shared between queues (one allocation per set of columns, not per queue).
+type ColumnSet = std::sync::Arc<[(&'static str, String)]>;
+
+/// One queue's last observed values, and the columns they belong to.
+#[derive(Debug)]
+struct QueueValues {
+    /// The `queue` label: the name, scrubbed of anything shaped like a secret.
+    label: String,
+    columns: ColumnSet,
+    values: Vec<i64>,
+}
+
+#[derive(Debug, Default)]
+struct QueueTable {
+    /// By queue name.
+    queues: BTreeMap<String, QueueValues>,
+    /// The column set last seen, so queues observed under the same columns share it.
+    columns: Option<ColumnSet>,
+}
 
 /// The per-queue gauges: one family per meaning, as the column registry gives each
 /// column's unit (`queue_agents`, `queue_interactions`, `queue_seconds`), each series
 /// labelled `queue` (its name) and `column`. A queue's series go when it leaves the
 /// selection or is renamed (its old name's series), and a column's when the columns change.
-#[derive(Clone)]
+///
+/// They are rendered at scrape time from each queue's last values (a custom collector):
+/// at 5,000 queues and 13 columns that is 5,000 small vectors of numbers instead of
+/// 65,000 gauge series, each with its own label strings, kept twice (in the families and
+/// in the list of what to remove).
+#[derive(Clone, Debug, Default)]
 pub struct QueueGauges {
-    agents: Family<Labels, Gauge>,
-    interactions: Family<Labels, Gauge>,
-    seconds: Family<Labels, Gauge>,
-    /// The label sets exported per queue name, to remove exactly those.
-    live: std::sync::Arc<std::sync::Mutex<LiveSeries>>,
+    table: std::sync::Arc<std::sync::Mutex<QueueTable>>,
+}
+
+/// The three families: (unit as the column registry names it, metric name, help, unit).
+const QUEUE_FAMILIES: [(&str, &str, &str, Option<Unit>); 3] = [
+    (
+        "agents",
+        "queue_agents",
+        "Agents per queue and column, as last observed (columns counting agents)",
+        None,
+    ),
+    (
+        "interactions",
+        "queue_interactions",
+        "Interactions per queue and column, as last observed (columns counting interactions)",
+        None,
+    ),
+    (
+        "seconds",
+        "queue",
+        "Durations per queue and column, as last observed (columns in seconds, e.g. the oldest waiting interaction)",
+        Some(Unit::Seconds),
+    ),
+];
+
+/// The family of a column unit's name (`Unit::as_str` of the column registry: "agents",
+/// "interactions", "seconds"; the registry is not imported here, so the metrics stay a
+/// leaf of the module graph); anything else counts interactions.
+fn family_of(unit: &str) -> &'static str {
+    match unit {
+        "agents" => "agents",
+        "seconds" => "seconds",
+        _ => "interactions",
+    }
 }
 
 impl QueueGauges {
     fn register(r: &mut Registry) -> Self {
-        let agents = Family::<Labels, Gauge>::default();
-        r.register(
-            "queue_agents",
-            "Agents per queue and column, as last observed (columns counting agents)",
-            agents.clone(),
-        );
-        let interactions = Family::<Labels, Gauge>::default();
-        r.register(
-            "queue_interactions",
-            "Interactions per queue and column, as last observed (columns counting interactions)",
-            interactions.clone(),
-        );
-        let seconds = Family::<Labels, Gauge>::default();
-        r.register_with_unit(
-            "queue",
-            "Durations per queue and column, as last observed (columns in seconds, e.g. the oldest waiting interaction)",
-            Unit::Seconds,
-            seconds.clone(),
-        );
-        Self {
-            agents,
-            interactions,
-            seconds,
-            live: std::sync::Arc::default(),
-        }
-    }
-
-    /// The family of a column unit's name (`Unit::as_str` of the column registry:
-    /// "agents", "interactions", "seconds"; the registry is not imported here, so the
-    /// metrics stay a leaf of the module graph).
-    fn family(&self, unit: &str) -> &Family<Labels, Gauge> {
-        match unit {
-            "agents" => &self.agents,
-            "seconds" => &self.seconds,
-            _ => &self.interactions,
-        }
+        let gauges = Self::default();
+        r.register_collector(Box::new(gauges.clone()));
+        gauges
     }
 
     /// One queue's values, column by column; series of columns it no longer has go.
     pub fn set(&self, queue: &str, values: impl IntoIterator<Item = (&'static str, String, i64)>) {
-        // A label is exported as is: never let a secret ride on a queue name.
-        let label = crate::redact::scrub(queue);
-        let mut now = Vec::new();
-        for (unit, column, v) in values {
-            let labels = vec![("queue", label.clone()), ("column", column)];
-            self.family(unit).get_or_create(&labels).set(v);
-            now.push((unit, labels));
-        }
-        let Ok(mut live) = self.live.lock() else {
+        let (columns, values): (Vec<(&'static str, String)>, Vec<i64>) = values
+            .into_iter()
+            .map(|(unit, column, v)| ((family_of(unit), column), v))
+            .unzip();
+        let Ok(mut t) = self.table.lock() else {
             return;
         };
-        if let Some(before) = live.insert(queue.to_owned(), now.clone()) {
-            for (unit, labels) in before.iter().filter(|b| !now.contains(b)) {
-                self.family(unit).remove(labels);
+        let columns: ColumnSet = match &t.columns {
+            Some(c) if **c == *columns => c.clone(),
+            _ => {
+                let c: ColumnSet = columns.into();
+                t.columns = Some(c.clone());
+                c
+            }
+        };
+        match t.queues.get_mut(queue) {
+            Some(q) => {
+                q.columns = columns;
+                q.values = values;
+            }
+            None => {
+                // A label is exported as is: never let a secret ride on a queue name.
+                let label = crate::redact::scrub(queue);
+                t.queues.insert(
+                    queue.to_owned(),
+                    QueueValues {
+                        label,
+                        columns,
+                        values,
+                    },
+                );
             }
         }
     }
 
     /// Removes every series of queues not in `keep` (by name).
     pub fn retain(&self, keep: &std::collections::BTreeSet<&str>) {
-        let Ok(mut live) = self.live.lock() else {
-            return;
-        };
-        let gone: Vec<String> = live
-            .keys()
-            .filter(|q| !keep.contains(q.as_str()))
-            .cloned()
-            .collect();
-        for q in gone {
-            for (unit, labels) in live.remove(&q).unwrap_or_default() {
-                self.family(unit).remove(&labels);
-            }
+        if let Ok(mut t) = self.table.lock() {
+            t.queues.retain(|q, _| keep.contains(q.as_str()));
         }
     }
 
@@ -346,9 +373,37 @@ impl QueueGauges {
 
     /// Series exported now, over the three families.
     pub fn series(&self) -> usize {
-        self.live
+        self.table
             .lock()
-            .map_or(0, |l| l.values().map(Vec::len).sum())
+            .map_or(0, |t| t.queues.values().map(|q| q.values.len()).sum())
+    }
+}
+
+impl Collector for QueueGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Ok(t) = self.table.lock() else {
+            return Ok(());
+        };
+        for (family, name, help, unit) in &QUEUE_FAMILIES {
+            let mut series = t.queues.values().flat_map(|q| {
+                q.columns
+                    .iter()
+                    .zip(&q.values)
+                    .filter(|((u, _), _)| u == family)
+                    .map(move |((_, column), v)| (q.label.as_str(), column.as_str(), *v))
+            });
+            // A family without series is not exposed (as an empty family is not).
+            let Some(first) = series.next() else {
+                continue;
+            };
+            let mut metric =
+                encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
+            for (queue, column, v) in std::iter::once(first).chain(series) {
+                let labels = [("queue", queue), ("column", column)];
+                ConstGauge::new(v).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -501,6 +556,58 @@ mod tests {
         assert!(text.contains(
             "genesys_queue_sync_api_request_duration_seconds_bucket{le=\"0.05\",endpoint=\"observations\"} 1"
         ), "{text}");
+    }
+
+    #[test]
+    fn per_queue_gauges_are_rendered_at_scrape_time_by_meaning() {
+        let m = Metrics::new();
+        let text = m.encode();
+        assert!(
+            !text.contains("queue_agents"),
+            "no series, no family: {text}"
+        );
+        let cols = |v: [i64; 3]| {
+            [
+                ("agents", "Online".to_owned(), v[0]),
+                ("interactions", "Waiting".to_owned(), v[1]),
+                ("seconds", "Oldest".to_owned(), v[2]),
+            ]
+        };
+        m.queues.set("Sales", cols([3, 1, 40]));
+        m.queues.set("Support", cols([0, 0, 0]));
+        m.queues.set("Sales", cols([4, 2, 41]));
+        let text = m.encode();
+        for line in [
+            "# TYPE genesys_queue_sync_queue_agents gauge",
+            "genesys_queue_sync_queue_agents{queue=\"Sales\",column=\"Online\"} 4",
+            "genesys_queue_sync_queue_agents{queue=\"Support\",column=\"Online\"} 0",
+            "# TYPE genesys_queue_sync_queue_interactions gauge",
+            "genesys_queue_sync_queue_interactions{queue=\"Sales\",column=\"Waiting\"} 2",
+            "# TYPE genesys_queue_sync_queue_seconds gauge",
+            "# UNIT genesys_queue_sync_queue_seconds seconds",
+            "genesys_queue_sync_queue_seconds{queue=\"Sales\",column=\"Oldest\"} 41",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+        assert_eq!(m.queues.series(), 6);
+        // Columns changed for one queue: its old columns' series go.
+        m.queues.set("Sales", [("agents", "Idle".to_owned(), 1)]);
+        let text = m.encode();
+        assert!(
+            text.contains("{queue=\"Sales\",column=\"Idle\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("{queue=\"Sales\",column=\"Online\"}"),
+            "{text}"
+        );
+        let keep: std::collections::BTreeSet<&str> = ["Support"].into();
+        m.queues.retain(&keep);
+        let text = m.encode();
+        assert!(!text.contains("queue=\"Sales\""), "{text}");
+        assert_eq!(m.queues.series(), 3);
+        m.queues.clear();
+        assert!(!m.encode().contains("genesys_queue_sync_queue_"));
     }
 
     #[test]
