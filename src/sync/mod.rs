@@ -44,6 +44,8 @@ pub struct Syncer {
     /// Push mode: the last cycle's raw observations, kept for the live state; None in
     /// poll mode (nothing kept).
     raw: Option<Vec<(String, QueueObservation)>>,
+    /// Whether the schedule was checked against the budget (once the selection is known).
+    budget_checked: bool,
 }
 
 /// Why a cycle stopped: the stage and the error.
@@ -64,6 +66,7 @@ impl Syncer {
             cfg,
             selection: Selection::default(),
             raw: None,
+            budget_checked: false,
         }
     }
 
@@ -185,6 +188,14 @@ impl Syncer {
                 return Err((Stage::Resolve, CycleError::NoQueues));
             }
             let names = self.selection.name_check(&self.cfg, resolved);
+            if !self.budget_checked {
+                self.budget_checked = true;
+                let n = self.selection.targets().len();
+                let reads = n.div_ceil(self.batch.get());
+                if let Some(why) = self.policy.starved_writes(n, reads) {
+                    tracing::warn!(schedule = %self.cfg.schedule.cron, "{why}");
+                }
+            }
 
             let observed = observe::observe(
                 client,

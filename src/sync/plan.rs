@@ -27,6 +27,8 @@ pub struct Policy {
     pub heartbeat_key: Option<String>,
     /// The columns, for the change measure.
     pub columns: Columns,
+    /// Rows keyed by name: the names of the rows written are confirmed first.
+    pub name_checks: bool,
 }
 
 impl Policy {
@@ -38,6 +40,7 @@ impl Policy {
             refresh_after: cfg.rows.refresh_after,
             heartbeat_key: cfg.rows.heartbeat_key.clone(),
             columns: cfg.columns.clone(),
+            name_checks: cfg.key_by == crate::config::KeyBy::Name,
         }
     }
 
@@ -49,6 +52,42 @@ impl Policy {
         // The heartbeat's read-back (the writer check) and its write.
         let heartbeat = 2 * usize::from(self.heartbeat_key.is_some());
         per_cycle.saturating_sub(reads + heartbeat)
+    }
+
+    /// Whether the schedule period starves writes at the request budget: for `queues`
+    /// selected queues whose reads (observation queries) cost `reads` per cycle, the
+    /// period's share of the budget must leave room for the heartbeat and, in rows
+    /// mode, for a tenth of the rows (at least one) to change every cycle; in import
+    /// mode for a job (about 4 requests). Returns what a start-up warning says, with the
+    /// shortest period that fits, or None when it fits.
+    pub fn starved_writes(&self, queues: usize, reads: usize) -> Option<String> {
+        let need = match self.write_mode {
+            WriteMode::Import => 4,
+            WriteMode::Rows | WriteMode::Auto => {
+                let rows = queues.div_ceil(10).max(1);
+                rows + if self.name_checks {
+                    NameCheck::cost(rows)
+                } else {
+                    0
+                }
+            }
+        };
+        let room = self.row_budget(reads);
+        if room >= need {
+            return None;
+        }
+        let heartbeat = 2 * usize::from(self.heartbeat_key.is_some());
+        let wanted = (reads + heartbeat + need) as u64 * 60;
+        let rpm = u64::from(self.requests_per_minute.max(1));
+        let period_s = wanted.div_ceil(rpm);
+        let per_cycle = u64::from(self.requests_per_minute)
+            * self.period.min(Duration::from_secs(60)).as_secs()
+            / 60;
+        Some(format!(
+            "a schedule period of {}s leaves {per_cycle} requests per cycle at {} requests/minute; the reads of {queues} queues ({reads}) and the heartbeat ({heartbeat}) leave {room} for writes, so changed rows wait; use a period of at least {period_s}s (or raise limits.requests_per_minute, up to ~300 a token allows)",
+            self.period.as_secs(),
+            self.requests_per_minute
+        ))
     }
 
     /// How long an import job may stay `WaitingForUpload` or `Processing` before it is
@@ -324,6 +363,7 @@ mod tests {
             refresh_after: Duration::from_secs(300),
             heartbeat_key: Some("_heartbeat".into()),
             columns: Columns::default(),
+            name_checks: false,
         }
     }
 
@@ -433,6 +473,38 @@ mod tests {
         // Reads alone over the budget: nothing left, never an underflow.
         p.period = Duration::from_secs(1);
         assert_eq!(p.row_budget(50), 0);
+    }
+
+    #[test]
+    fn a_period_too_short_for_the_budget_is_named_with_one_that_fits() {
+        let mut p = policy();
+        p.requests_per_minute = 240;
+        p.period = Duration::from_secs(1);
+        // 4 requests a cycle: 1 read + 2 for the heartbeat leave 1 write; 8 queues want 1.
+        assert_eq!(p.starved_writes(8, 1), None);
+        // Rows keyed by name: that write needs its name check too (`demo --every 1`).
+        p.name_checks = true;
+        assert!(
+            p.starved_writes(8, 1)
+                .is_some_and(|w| w.contains("at least 2s"))
+        );
+        p.name_checks = false;
+        // 20 queues want 2: starved; 1 + 2 + 2 = 5 requests need 2 s.
+        let why = p.starved_writes(20, 1).unwrap_or_default();
+        assert!(why.contains("period of 1s leaves 4 requests"), "{why}");
+        assert!(why.contains("at least 2s"), "{why}");
+        // The demo's default, 5 s: 20 requests a cycle.
+        p.period = Duration::from_secs(5);
+        assert_eq!(p.starved_writes(20, 1), None);
+        // An import needs about 4 requests besides the reads.
+        p.write_mode = WriteMode::Import;
+        p.period = Duration::from_secs(10);
+        assert!(
+            p.starved_writes(5000, 50)
+                .is_some_and(|w| w.contains("at least 14s"))
+        );
+        p.period = Duration::from_secs(15);
+        assert_eq!(p.starved_writes(5000, 50), None);
     }
 
     #[test]
