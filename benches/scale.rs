@@ -323,25 +323,35 @@ impl Org {
             };
             sim.add_agent(presence, routing, queues);
         }
+        // The callers waiting at the start have waited since before any seeded row was
+        // written (up to refresh_after ago), as in a table a daemon kept up to date.
         let mut waiting = Vec::with_capacity(n);
         for id in &ids {
             let w = rng.below(6) as u32;
-            sim.set_waiting(id, "voice", w);
+            for _ in 0..w {
+                let waited = refresh_after_s + 1 + rng.below(120);
+                sim.add_waiting(id, "voice", Duration::from_secs(waited));
+            }
             waiting.push(w);
         }
         let now = Utc::now();
         for (id, name) in ids.iter().zip(&names) {
             let t = sim.truth(id).expect("queue exists");
             let age = rng.below(refresh_after_s.max(1)) as i64;
+            let updated_at = now - chrono::Duration::seconds(age);
             let mut row = serde_json::Map::new();
             row.insert("key".into(), json!(name));
             for c in columns.iter() {
-                row.insert(c.name.clone(), json!(truth::expected(&t, &c.name, now)));
+                // What a daemon wrote at UpdatedAt: an age as of then (a flow adds the
+                // row's age), every count as now (unchanged since).
+                let at = if c.unit() == genesys_queue_sync::sync::columns::Unit::Seconds {
+                    updated_at
+                } else {
+                    now
+                };
+                row.insert(c.name.clone(), json!(truth::expected(&t, &c.name, at)));
             }
-            row.insert(
-                "UpdatedAt".into(),
-                json!(ts(now - chrono::Duration::seconds(age))),
-            );
+            row.insert("UpdatedAt".into(), json!(ts(updated_at)));
             sim.put_row(&table_id, Value::Object(row));
         }
         Org {

@@ -1875,6 +1875,63 @@ async fn a_renamed_queue_whose_old_name_is_reused_never_writes_that_row_again() 
     assert_eq!(int(&rows(&sim)["Rowan Sales"], "Waiting"), 4);
 }
 
+/// Issue 12 item 7 at its cost: a table with no field beyond the daemon's is not listed
+/// before rows are rewritten (nothing there could be lost), and a field added while the
+/// daemon runs (in Architect) is noticed at the schema's next reading, every
+/// `rows.refresh_after` (one request), and carried from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_added_while_running_is_carried_after_the_schema_is_read_again() {
+    use genesys_queue_sync::genesys::datatable::{self, ColumnType};
+    let names = ["Ivy Edit"];
+    let (sim, ids) = org(SimOptions::default(), &names).await;
+    let mut c = cfg(&sim, &names);
+    c.rows.refresh_after = Duration::from_millis(1500);
+    let mut s = syncer(c);
+    assert_ok(&s.run_cycle(false).await);
+    let tid = table_id(&sim);
+    // Only the daemon's fields: a cycle that rewrites the row lists nothing.
+    change_all(&sim, &ids, 2);
+    let mark = sim.requests().len();
+    assert_ok(&s.run_cycle(false).await);
+    let reqs = api_since(&sim, mark);
+    assert_eq!(queue_writes(&reqs).len(), 1, "{reqs:#?}");
+    assert_eq!(
+        count(&reqs, "GET", "/rows"),
+        1,
+        "only the heartbeat's read-back: {reqs:#?}"
+    );
+
+    // A `Notes` field is added to the table and filled in while the daemon runs.
+    let table = datatable::get(s.client(), &tid).await.unwrap().unwrap();
+    let fields = [
+        ("Notes", ColumnType::String),
+        ("UpdatedAt", ColumnType::String),
+    ];
+    datatable::add_missing_columns(s.client(), &table, &fields)
+        .await
+        .unwrap();
+    let mut row = rows(&sim)["Ivy Edit"].clone();
+    row.insert("Notes".into(), json!("closed friday"));
+    sim.put_row(&tid, Value::Object(row));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    change_all(&sim, &ids, 3);
+    let mark = sim.requests().len();
+    assert_ok(&s.run_cycle(false).await);
+    let reqs = api_since(&sim, mark);
+    let row = rows(&sim)["Ivy Edit"].clone();
+    assert_eq!(int(&row, "Waiting"), 4, "{row:?}");
+    assert_eq!(
+        row.get("Notes").and_then(Value::as_str),
+        Some("closed friday"),
+        "the value in the new field survives the write: {reqs:#?}"
+    );
+    assert_eq!(
+        count(&reqs, "GET", "/api/v2/flows/datatables/"),
+        2,
+        "the schema, then the rows listing: {reqs:#?}"
+    );
+}
+
 /// The heartbeat row's `Writer` value in the simulator's table, if any.
 fn heartbeat_writer(sim: &Sim) -> Option<String> {
     rows(sim)

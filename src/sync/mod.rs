@@ -61,7 +61,11 @@ impl Syncer {
         Self {
             client,
             policy: Policy::new(&cfg),
-            table: TableState::new(cfg.table.clone(), cfg.columns.clone()),
+            table: TableState::new(
+                cfg.table.clone(),
+                cfg.columns.clone(),
+                cfg.rows.refresh_after,
+            ),
             batch: observe::BatchSize::new(cfg.queues_per_query),
             cfg,
             selection: Selection::default(),
@@ -230,7 +234,7 @@ impl Syncer {
                 &self.policy,
                 self.selection.targets(),
                 &observed.queues,
-                spent + observed.reads + self.table.reread_cost(),
+                spent + observed.reads + self.table.spent() + self.table.reread_cost(),
                 self.table.view(),
                 names,
             );

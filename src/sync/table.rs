@@ -48,12 +48,18 @@ pub struct TableState {
     /// The heartbeat row as this cycle's re-read listing returned it (None: no listing
     /// this cycle), so the writer check does not fetch it again.
     listed_heartbeat: Option<Option<Map<String, Value>>>,
+    /// How often the schema is read again (`rows.refresh_after`), so a field added in
+    /// Architect while the daemon runs is carried from then on; when it was last read.
+    recheck: std::time::Duration,
+    schema_read: Option<tokio::time::Instant>,
+    /// Requests spent this cycle reading the schema again, for the budget.
+    spent: usize,
     /// This process's identity and the other writers it has seen.
     writers: Writers,
 }
 
 impl TableState {
-    pub fn new(table_ref: TableRef, columns: Columns) -> Self {
+    pub fn new(table_ref: TableRef, columns: Columns, recheck: std::time::Duration) -> Self {
         Self {
             table_ref,
             columns,
@@ -67,6 +73,9 @@ impl TableState {
             writer_field: false,
             foreign_fields: false,
             listed_heartbeat: None,
+            recheck,
+            schema_read: None,
+            spent: 0,
             writers: Writers::default(),
         }
     }
@@ -87,8 +96,19 @@ impl TableState {
 
     /// Finds the table once and checks its schema; forgets it when a write says it is gone.
     pub async fn ensure(&mut self, client: &Client) -> Result<String, CycleError> {
+        self.spent = 0;
         if let Some(t) = &self.table {
-            return Ok(t.id.clone());
+            let id = t.id.clone();
+            if self
+                .schema_read
+                .is_some_and(|at| at.elapsed() >= self.recheck)
+            {
+                self.reread_schema(client, &id).await;
+                if self.table.is_none() {
+                    return Err(CycleError::TableMissing(self.table_ref.clone()));
+                }
+            }
+            return Ok(id);
         }
         let found = datatable::find(client, &self.table_ref).await?;
         let table = found.ok_or_else(|| CycleError::TableMissing(self.table_ref.clone()))?;
@@ -126,7 +146,38 @@ impl TableState {
         let id = table.id.clone();
         self.table = Some(table);
         self.listed = false;
+        self.schema_read = Some(tokio::time::Instant::now());
         Ok(id)
+    }
+
+    /// Reads the schema again (one request): a field added since (a `Notes` column made
+    /// in Architect) turns on the re-read before rewriting rows, so its values are
+    /// carried. A table gone is looked up again next cycle; a failed read waits for the
+    /// next `recheck`.
+    async fn reread_schema(&mut self, client: &Client, id: &str) {
+        self.schema_read = Some(tokio::time::Instant::now());
+        self.spent += 1;
+        match datatable::get(client, id).await {
+            Ok(Some(table)) => {
+                let foreign = table
+                    .columns
+                    .keys()
+                    .any(|f| !self.columns.writes(f) && !self.retired.contains(f));
+                if foreign && !self.foreign_fields {
+                    tracing::info!(table = %table.name, "the table has fields the daemon does not write now: rows are re-read before they are rewritten, so their values are carried");
+                }
+                self.foreign_fields = foreign;
+            }
+            Ok(None) => self.lose_table(),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read the table's schema again; trying at the next recheck");
+            }
+        }
+    }
+
+    /// Requests spent in this cycle's [`Self::ensure`] beyond the first lookup.
+    pub fn spent(&self) -> usize {
+        self.spent
     }
 
     /// Reads the table's rows once per process (or after the table was lost), so a
