@@ -73,7 +73,8 @@ pub enum Command {
         /// Stop after this many cycles (default: until Ctrl-C).
         #[arg(long)]
         cycles: Option<u32>,
-        /// Seconds between cycles.
+        /// Seconds between cycles (at 1 s the 240 requests a minute leave no room for
+        /// writes, and the daemon warns; 5 s writes every change of the demo's queues).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=59))]
         every: u32,
         /// Push mode: rows follow the simulated org within seconds over its Notifications
