@@ -43,40 +43,31 @@
 //! Not a timed test: it prints markdown tables to paste into the README.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, VecDeque};
+// Shared with benches/freshness.rs; each bench uses part of it.
+#[allow(dead_code)]
+mod common;
+
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use common::{
+    CLIENT_ID, Daemon, ENDPOINTS, Event, LATENCY, Org, SECRET, clk_tck, endpoint, instant_at,
+    seed_of, thousands, ts, wall_ms,
+};
 use genesys_queue_sync::genesys::encode_segment;
 use genesys_queue_sync::genesys::observations::{parse_response, query_body};
 use genesys_queue_sync::sync::columns::Columns;
-use genesys_sim::{
-    Fault, FaultAction, FieldType, LoggedRequest, Match, Rewrite, RoutingStatus, Sim, SimOptions,
-    SystemPresence,
-};
+use genesys_sim::{Fault, FaultAction, LoggedRequest, Match, Rewrite, Sim};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// The columns' true values, shared with the tests.
-#[path = "../tests/support/truth.rs"]
-mod truth;
-
-const LATENCY: Duration = Duration::from_millis(50);
-const TABLE: &str = "QueueAgentCounts";
-const CLIENT_ID: &str = "sim-client-id";
-const SECRET: &str = "sim-client-secret";
 /// Changes land this long before each cron tick.
 const CHANGE_LEAD_MS: i64 = 5_000;
 const NAIVE_CONCURRENCY: usize = 4;
-/// Agents shared by all queues (each queue has 4 of them as members): keeps the
-/// simulator's per-queue work small at 5,000 queues while giving queues different values.
-const AGENTS: usize = 40;
 /// Extra environment for the daemon (`--daemon-env KEY=VALUE`, for experiments such as
 /// `MALLOC_ARENA_MAX=2`).
 static DAEMON_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
@@ -85,36 +76,8 @@ static DAEMON_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceL
 /// on or off, to weigh what the gauges cost in RSS. Without it /metrics is off.
 static QUEUE_METRICS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
-/// Endpoints as (label, column header), in table order.
-const ENDPOINTS: &[&str] = &[
-    "token",
-    "queues GET",
-    "table GET",
-    "obs query",
-    "rows GET",
-    "row POST",
-    "row PUT",
-    "import POST",
-    "upload PUT",
-    "import GET",
-    "other",
-];
-
-fn endpoint(r: &LoggedRequest) -> &'static str {
-    let p = r.path.as_str();
-    match r.method.as_str() {
-        "POST" if p == "/oauth/token" => "token",
-        "POST" if p.ends_with("/observations/query") => "obs query",
-        "GET" if p.starts_with("/api/v2/routing/queues") => "queues GET",
-        "POST" if p.ends_with("/import/csv/jobs") => "import POST",
-        "GET" if p.contains("/import/jobs/") => "import GET",
-        "PUT" if p.starts_with("/uploads/") => "upload PUT",
-        "GET" if p.starts_with("/api/v2/flows/datatables/") && p.ends_with("/rows") => "rows GET",
-        "POST" if p.starts_with("/api/v2/flows/datatables/") && p.ends_with("/rows") => "row POST",
-        "PUT" if p.starts_with("/api/v2/flows/datatables/") && p.contains("/rows/") => "row PUT",
-        "GET" if p.starts_with("/api/v2/flows/datatables") => "table GET",
-        _ => "other",
-    }
+fn daemon_env() -> &'static [(String, String)] {
+    DAEMON_ENV.get().map_or(&[], Vec::as_slice)
 }
 
 // ------------------------------------------------------------------ scenarios
@@ -222,16 +185,6 @@ impl Scenario {
     }
 }
 
-/// The fields of `columns` (after `key`) as simulator field types, for creating a table.
-fn table_fields(columns: &Columns) -> Vec<(&str, FieldType)> {
-    columns
-        .fields()
-        .into_iter()
-        .skip(1)
-        .filter_map(|(c, t)| FieldType::from_wire(t.as_str()).map(|ft| (c, ft)))
-        .collect()
-}
-
 /// The shipped `[columns]` example: 13 columns from one observation query.
 const THIRTEEN_TOML: &str = include_str!("../examples/columns.toml");
 
@@ -243,125 +196,14 @@ fn thirteen_columns() -> Columns {
     genesys_queue_sync::config::load_columns(&path).expect("the 13 columns load")
 }
 
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 // ------------------------------------------------------------------ the simulated org
 
-/// xorshift64*: deterministic, no dependency on a particular rand API.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-struct Org {
-    sim: Sim,
-    table_id: String,
-    ids: Vec<String>,
-    names: Vec<String>,
-    waiting: Vec<u32>,
-    rng: Rng,
-}
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 impl Org {
-    /// A simulator with `n` queues "Bench 00001".. and a table seeded with their true
-    /// values, `UpdatedAt` spread uniformly over the last `refresh_after_s`.
+    /// The org of [`Org::start`] with its rows seeded (steady state).
     async fn build(n: usize, refresh_after_s: u64, seed: u64, columns: &Columns) -> Org {
-        let sim = Sim::start(SimOptions {
-            client_id: CLIENT_ID.into(),
-            client_secret: SECRET.into(),
-            latency: LATENCY,
-            // 0 = no server-side limit: only the daemon's own budget (240/min) applies.
-            rate_limit_per_minute: 0,
-            ..SimOptions::default()
-        })
-        .await
-        .expect("simulator starts");
-        let table_id = sim.create_table(TABLE, &table_fields(columns));
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let names: Vec<String> = (0..n).map(|i| format!("Bench {:05}", i + 1)).collect();
-        let ids: Vec<String> = names.iter().map(|name| sim.add_queue(name)).collect();
-        let mut member_of: Vec<Vec<&str>> = vec![Vec::new(); AGENTS];
-        for (i, id) in ids.iter().enumerate() {
-            for k in 0..4 {
-                member_of[(i + 7 * k) % AGENTS].push(id.as_str());
-            }
-        }
-        for (j, queues) in member_of.iter().enumerate() {
-            let (presence, routing) = match j % 8 {
-                0 | 3 => (SystemPresence::OnQueue, RoutingStatus::Idle),
-                1 | 2 => (SystemPresence::OnQueue, RoutingStatus::Interacting),
-                4 => (SystemPresence::Available, RoutingStatus::OffQueue),
-                5 => (SystemPresence::Break, RoutingStatus::OffQueue),
-                6 => (SystemPresence::Offline, RoutingStatus::OffQueue),
-                _ => (SystemPresence::OnQueue, RoutingStatus::Communicating),
-            };
-            sim.add_agent(presence, routing, queues);
-        }
-        // The callers waiting at the start have waited since before any seeded row was
-        // written (up to refresh_after ago), as in a table a daemon kept up to date.
-        let mut waiting = Vec::with_capacity(n);
-        for id in &ids {
-            let w = rng.below(6) as u32;
-            for _ in 0..w {
-                let waited = refresh_after_s + 1 + rng.below(120);
-                sim.add_waiting(id, "voice", Duration::from_secs(waited));
-            }
-            waiting.push(w);
-        }
-        let now = Utc::now();
-        for (id, name) in ids.iter().zip(&names) {
-            let t = sim.truth(id).expect("queue exists");
-            let age = rng.below(refresh_after_s.max(1)) as i64;
-            let updated_at = now - chrono::Duration::seconds(age);
-            let mut row = serde_json::Map::new();
-            row.insert("key".into(), json!(name));
-            for c in columns.iter() {
-                // What a daemon wrote at UpdatedAt: an age as of then (a flow adds the
-                // row's age), every count as now (unchanged since).
-                let at = if c.unit() == genesys_queue_sync::sync::columns::Unit::Seconds {
-                    updated_at
-                } else {
-                    now
-                };
-                row.insert(c.name.clone(), json!(truth::expected(&t, &c.name, at)));
-            }
-            row.insert("UpdatedAt".into(), json!(ts(updated_at)));
-            sim.put_row(&table_id, Value::Object(row));
-        }
-        Org {
-            sim,
-            table_id,
-            ids,
-            names,
-            waiting,
-            rng,
-        }
+        let mut org = Org::start(n, seed, columns).await;
+        org.seed_rows(refresh_after_s, columns);
+        org
     }
 
     /// Gives `pct` % of the queues (at random) a new waiting count; returns how many.
@@ -396,172 +238,12 @@ impl Org {
     }
 }
 
-// ------------------------------------------------------------------ the daemon process
-
-#[derive(Debug)]
-enum Event {
-    CycleDone {
-        at: Instant,
-        wall: DateTime<Utc>,
-        duration_ms: u64,
-        written: u64,
-        deferred: u64,
-        failed: u64,
-    },
-    CycleFailed {
-        at: Instant,
-        wall: DateTime<Utc>,
-        message: String,
-    },
-    TickSkipped,
-    Exited,
-}
-
-struct Daemon {
-    child: tokio::process::Child,
-    pid: u32,
-    events: mpsc::UnboundedReceiver<Event>,
-    tail: Arc<Mutex<VecDeque<String>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn spawn(config: &str) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("config.toml");
-        std::fs::write(&path, config).expect("config written");
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_genesys-queue-sync"))
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .args(["--log-format", "json"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", SECRET)
-            .envs(DAEMON_ENV.get().into_iter().flatten().cloned())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("daemon binary starts");
-        let pid = child.id().expect("child pid");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, events) = mpsc::unbounded_channel();
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let keep = tail.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let at = Instant::now();
-                let wall = Utc::now();
-                let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                let msg = v.get("message").and_then(Value::as_str).unwrap_or("");
-                let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-                let ev = if msg == "cycle done" {
-                    Some(Event::CycleDone {
-                        at,
-                        wall,
-                        duration_ms: n("duration_ms"),
-                        written: n("written"),
-                        deferred: n("deferred"),
-                        failed: n("failed"),
-                    })
-                } else if msg.starts_with("cycle failed") {
-                    Some(Event::CycleFailed {
-                        at,
-                        wall,
-                        message: msg.to_owned(),
-                    })
-                } else if msg.starts_with("schedule tick skipped") {
-                    Some(Event::TickSkipped)
-                } else {
-                    None
-                };
-                if ev.is_none() || matches!(ev, Some(Event::CycleFailed { .. })) {
-                    let mut t = keep.lock().unwrap();
-                    t.push_back(line.clone());
-                    if t.len() > 30 {
-                        t.pop_front();
-                    }
-                }
-                if let Some(ev) = ev {
-                    let _ = tx.send(ev);
-                }
-            }
-            let _ = tx.send(Event::Exited);
-        });
-        Daemon {
-            child,
-            pid,
-            events,
-            tail,
-            _dir: dir,
-        }
-    }
-
-    fn cpu_ticks(&self) -> u64 {
-        let Ok(s) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
-            return 0;
-        };
-        let Some(close) = s.rfind(')') else { return 0 };
-        let f: Vec<&str> = s[close + 1..].split_whitespace().collect();
-        // After "pid (comm)": state is field 3, utime field 14, stime field 15.
-        let field = |i: usize| {
-            f.get(i - 3)
-                .and_then(|x| x.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        field(14) + field(15)
-    }
-
-    fn status_kb(&self, key: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with(key))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
-    }
-
-    fn tail(&self) -> String {
-        self.tail
-            .lock()
-            .unwrap()
-            .iter()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-    }
-}
-
 fn config_for(sim: &Sim, sc: &Scenario, cron: &str) -> String {
     let http = match QUEUE_METRICS.get() {
         Some(on) => format!("listen = \"127.0.0.1:0\"\nqueue_metrics = {on}"),
         None => "listen = \"off\"".to_owned(),
     };
-    let mut t = format!(
-        "[genesys]\napi_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\n[http]\n{http}\n\n\
-         [table]\nname = \"{TABLE}\"\nkey = \"name\"\n",
-        sim.base_url()
-    );
-    match sc.mode {
-        Mode::Rows => t.push_str("write_mode = \"rows\"\n"),
-        Mode::Import => t.push_str("write_mode = \"import\"\n"),
-    }
-    let _ = write!(
-        t,
-        "\n[queues]\nmatch = [\"Bench *\"]\n\n[schedule]\ncron = \"{cron}\"\n\n[rows]\nrefresh_after = \"{}s\"\n",
-        sc.refresh_after_s
-    );
+    let mut t = common::config(sim, &http, sc.mode.name(), cron, sc.refresh_after_s);
     if sc.thirteen {
         t.push_str(THIRTEEN_TOML);
     }
@@ -604,25 +286,11 @@ struct Outcome {
     problems: Vec<String>,
 }
 
-fn wall_ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
 /// The first tick strictly after `after_ms` for ticks at `offset_s` mod `period_s`.
 fn next_tick_ms(after_ms: i64, period_s: u64, offset_s: u64) -> i64 {
     let p = period_s as i64 * 1000;
     let o = (offset_s % period_s) as i64 * 1000;
     ((after_ms - o).div_euclid(p) + 1) * p + o
-}
-
-fn instant_at(wall_target_ms: i64) -> Instant {
-    let now_ms = wall_ms(Utc::now());
-    let now = Instant::now();
-    if wall_target_ms <= now_ms {
-        now
-    } else {
-        now + Duration::from_millis((wall_target_ms - now_ms) as u64)
-    }
 }
 
 fn count_requests(reqs: &[LoggedRequest], after: Option<Instant>, until: Instant) -> CycleRec {
@@ -640,9 +308,7 @@ fn count_requests(reqs: &[LoggedRequest], after: Option<Instant>, until: Instant
 async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
     let name = sc.name();
     // Seeded by the name, so a scenario is the same whether run alone (--only) or not.
-    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let seed = seed_of(&name);
     let mut out = Outcome {
         name: name.clone(),
         queues: sc.queues,
@@ -660,7 +326,7 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
         0
     };
     let cron = sc.cron(offset);
-    let mut daemon = Daemon::spawn(&config_for(&org.sim, &sc, &cron));
+    let mut daemon = Daemon::spawn(&config_for(&org.sim, &sc, &cron), daemon_env());
 
     // The start-up cycle: reads every row once, writes only what is due. Ticks that
     // arrive while it runs are skipped by the daemon.
@@ -1235,7 +901,7 @@ async fn answer_rss(label: &str, pad_bytes: usize, thirteen: bool) {
     if pad_bytes > 0 {
         org.sim.inject(padding_fault(pad_bytes, seen.clone()));
     }
-    let mut daemon = Daemon::spawn(&config_for(&org.sim, &sc, &sc.cron(0)));
+    let mut daemon = Daemon::spawn(&config_for(&org.sim, &sc, &sc.cron(0)), daemon_env());
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut done = Vec::new();
     let mut problem = None;
@@ -1288,16 +954,6 @@ async fn answer_rss_all() {
 }
 
 // ------------------------------------------------------------------ main
-
-fn clk_tck() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

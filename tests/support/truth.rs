@@ -1,6 +1,6 @@
 //! What each documented column must hold, from the simulator's truth (its state, not its
 //! answers). The tests compare the daemon's rows with it; the scale benchmark seeds its
-//! tables with it (it includes this file by `#[path]`).
+//! tables with it (benches/common includes this file by `#[path]`).
 
 use chrono::{DateTime, Utc};
 use genesys_sim::{QueueTruth, SystemPresence};
