@@ -243,7 +243,13 @@ fn config_for(sim: &Sim, sc: &Scenario, cron: &str) -> String {
         Some(on) => format!("listen = \"127.0.0.1:0\"\nqueue_metrics = {on}"),
         None => "listen = \"off\"".to_owned(),
     };
-    let mut t = common::config(sim, &http, sc.mode.name(), cron, sc.refresh_after_s);
+    let mut t = common::config(
+        sim,
+        &http,
+        sc.mode.name(),
+        &format!("cron = \"{cron}\""),
+        sc.refresh_after_s,
+    );
     if sc.thirteen {
         t.push_str(THIRTEEN_TOML);
     }

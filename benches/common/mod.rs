@@ -233,9 +233,16 @@ impl Org {
     }
 }
 
-/// The daemon's config for the org: loopback API, `[http] listen` as given, rows keyed by
-/// name, queues `Bench *`, the given cron and `refresh_after`; append more tables to it.
-pub fn config(sim: &Sim, http: &str, write_mode: &str, cron: &str, refresh_after_s: u64) -> String {
+/// The daemon's config for the org: loopback API, `[http]` as given, rows keyed by name,
+/// queues `Bench *`, `[schedule]` as given (`cron = "..."` and any more keys), and
+/// `refresh_after`; append more tables to it.
+pub fn config(
+    sim: &Sim,
+    http: &str,
+    write_mode: &str,
+    schedule: &str,
+    refresh_after_s: u64,
+) -> String {
     let mut t = format!(
         "[genesys]\napi_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\n[http]\n{http}\n\n\
          [table]\nname = \"{TABLE}\"\nkey = \"name\"\nwrite_mode = \"{write_mode}\"\n",
@@ -243,7 +250,7 @@ pub fn config(sim: &Sim, http: &str, write_mode: &str, cron: &str, refresh_after
     );
     let _ = write!(
         t,
-        "\n[queues]\nmatch = [\"Bench *\"]\n\n[schedule]\ncron = \"{cron}\"\n\n[rows]\nrefresh_after = \"{refresh_after_s}s\"\n",
+        "\n[queues]\nmatch = [\"Bench *\"]\n\n[schedule]\n{schedule}\n\n[rows]\nrefresh_after = \"{refresh_after_s}s\"\n",
     );
     t
 }
