@@ -223,7 +223,7 @@ impl Bench {
         let expected = self
             .columns
             .iter()
-            .map(|c| (c.name.clone(), common::truth_value(&truth, &c.name, now)))
+            .map(|c| (c.name.clone(), common::truth::expected(&truth, &c.name, now)))
             .collect();
         self.pending[q] = Some(self.changes.len());
         self.changes.push(Change {
