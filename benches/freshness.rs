@@ -288,6 +288,8 @@ struct Outcome {
     /// Never-seen changes by kind.
     never_by_kind: BTreeMap<&'static str, usize>,
     requests: usize,
+    /// Row PUTs of a row already PUT less than 60 s before (heartbeat included).
+    rewrites: usize,
     by_endpoint: BTreeMap<&'static str, usize>,
     /// Observation events the simulator delivered over the minutes of changes.
     events: u64,
@@ -446,6 +448,7 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
     out.hwm_kb = daemon.status_kb("VmHWM:");
     daemon.stop().await;
 
+    let mut last_put: BTreeMap<String, Instant> = BTreeMap::new();
     for r in b
         .org
         .sim
@@ -454,7 +457,14 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
         .filter(|r| r.at >= t0 && r.at < t1)
     {
         out.requests += 1;
-        *out.by_endpoint.entry(endpoint(r)).or_default() += 1;
+        let ep = endpoint(r);
+        *out.by_endpoint.entry(ep).or_default() += 1;
+        if ep == "row PUT"
+            && let Some(prev) = last_put.insert(r.path.clone(), r.at)
+            && r.at.saturating_duration_since(prev) < Duration::from_secs(60)
+        {
+            out.rewrites += 1;
+        }
     }
     out.events = stats1.events_sent.saturating_sub(stats0.events_sent);
     out.sockets_opened = stats1.sockets_opened;
@@ -480,7 +490,7 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
     b.org.sim.shutdown();
     let f = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{v:.2}"));
     println!(
-        "  {name:<16} {:>4} changes in {} min ({:.0} s in all): p50 {} s, p95 {} s, max {} s, never seen {}, {:.1} req/min, {} events{}",
+        "  {name:<16} {:>4} changes in {} min ({:.0} s in all): p50 {} s, p95 {} s, max {} s, never seen {}, {:.1} req/min, {} events, {} row PUTs < 60 s after the same row's last{}",
         out.changes,
         sc.minutes,
         began.elapsed().as_secs_f64(),
@@ -490,6 +500,7 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
         out.never_seen,
         out.req_per_min(),
         out.events,
+        out.rewrites,
         if out.problems.is_empty() {
             String::new()
         } else {
