@@ -207,7 +207,8 @@ impl Org {
             self.sim.set_waiting(id, "voice", 0);
             for _ in 0..w {
                 let waited = refresh_after_s + 1 + self.rng.below(120);
-                self.sim.add_waiting(id, "voice", Duration::from_secs(waited));
+                self.sim
+                    .add_waiting(id, "voice", Duration::from_secs(waited));
             }
         }
         let now = Utc::now();
