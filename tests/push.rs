@@ -8,14 +8,12 @@ use std::time::Duration;
 
 use genesys_queue_sync::config::{Config, Mode};
 use genesys_queue_sync::push::session::Settings;
-use genesys_sim::{
-    Fault, FaultAction, Match, NotificationOptions, RoutingStatus, Sim, SimOptions, SystemPresence,
-};
+use genesys_sim::{Fault, FaultAction, Match, RoutingStatus, Sim, SystemPresence};
 use serde_json::json;
 
 use support::logs::{log_lines_with, log_text, logs};
 use support::{
-    Daemon, config, eventually, int, ready_becomes, rows, spawn_sim, table_id, wait_cycles,
+    Daemon, config, eventually, fast_heartbeat_sim, int, ready_becomes, rows, table_id, wait_cycles,
 };
 
 /// Something done to the simulator's notification service.
@@ -23,18 +21,6 @@ type SimFault<'a> = &'a dyn Fn(&Sim);
 
 /// Once an hour at :00:00: in these tests the schedule's only cycle is the one at start.
 const HOURLY: &str = "0 0 * * * *";
-
-/// A simulator whose heartbeat is fast enough for a silence to be noticed in a test.
-async fn fast_sim() -> Sim {
-    spawn_sim(SimOptions {
-        notifications: NotificationOptions {
-            heartbeat: Duration::from_millis(150),
-            ..NotificationOptions::default()
-        },
-        ..SimOptions::default()
-    })
-    .await
-}
 
 fn push_config(sim: &Sim, names: &[&str], cron: &str) -> Config {
     let mut c = config(sim, names, cron);
@@ -100,7 +86,7 @@ async fn push_up(d: &Daemon) {
 
 #[tokio::test]
 async fn agent_and_waiting_changes_reach_the_row_within_seconds_without_a_poll() {
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let (q, agents) = queue_with_agents(&sim, "Sales");
     let d = start(push_config(&sim, &["Sales"], HOURLY)).await;
     row_becomes(&sim, "Sales", "Idle", 2, "the first cycle writes the row").await;
@@ -148,7 +134,7 @@ async fn agent_and_waiting_changes_reach_the_row_within_seconds_without_a_poll()
 
 #[tokio::test]
 async fn after_a_drop_a_silence_or_an_expiry_push_reconnects_reconciles_and_follows_again() {
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let (q, _) = queue_with_agents(&sim, "Sales");
     let d = start(push_config(&sim, &["Sales"], HOURLY)).await;
     push_up(&d).await;
@@ -202,7 +188,7 @@ async fn after_a_drop_a_silence_or_an_expiry_push_reconnects_reconciles_and_foll
 
 #[tokio::test]
 async fn a_lost_event_is_corrected_by_the_next_poll() {
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let (q, _) = queue_with_agents(&sim, "Sales");
     // A poll every 3 s: the correction must come from one of them.
     let d = start(push_config(&sim, &["Sales"], "*/3 * * * * *")).await;
@@ -236,7 +222,7 @@ async fn a_lost_event_is_corrected_by_the_next_poll() {
 
 #[tokio::test]
 async fn a_burst_of_1000_changes_stays_inside_requests_per_minute() {
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let names: Vec<String> = (0..1000).map(|i| format!("Q{i:04}")).collect();
     let ids: Vec<String> = names.iter().map(|n| sim.add_queue(n)).collect();
     // The table already holds every row as the poll will see it (all zero, fresh), so
@@ -310,7 +296,7 @@ async fn a_burst_of_1000_changes_stays_inside_requests_per_minute() {
 #[tokio::test]
 async fn refused_channels_leave_polling_right_and_the_daemon_ready() {
     let _ = logs();
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     sim.inject(Fault {
         matcher: Match::Path {
             method: Some("POST"),
@@ -339,7 +325,7 @@ async fn refused_channels_leave_polling_right_and_the_daemon_ready() {
 #[tokio::test]
 async fn no_token_or_secret_in_any_log_line_of_a_push_run() {
     let _ = logs();
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let (q, _) = queue_with_agents(&sim, "Secret");
     let d = start(push_config(&sim, &["Secret"], HOURLY)).await;
     push_up(&d).await;

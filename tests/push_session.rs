@@ -14,19 +14,7 @@ use genesys_sim::{
 };
 use tokio_util::sync::CancellationToken;
 
-use support::{config, fast_retry, spawn_sim};
-
-/// A simulator whose heartbeat is fast enough for the silence limit to pass in a test.
-async fn fast_sim() -> Sim {
-    spawn_sim(SimOptions {
-        notifications: NotificationOptions {
-            heartbeat: Duration::from_millis(150),
-            ..NotificationOptions::default()
-        },
-        ..SimOptions::default()
-    })
-    .await
-}
+use support::{config, fast_heartbeat_sim, fast_retry, spawn_sim};
 
 fn fast() -> Settings {
     Settings {
@@ -89,7 +77,7 @@ fn gauge(metrics: &Metrics, name: &str) -> f64 {
 
 #[tokio::test]
 async fn events_arrive_for_the_selected_queues() {
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let q1 = sim.add_queue("Sales");
     let q2 = sim.add_queue("Support");
     let (mut h, metrics, _stop) = start(&sim, fast());
@@ -123,7 +111,7 @@ async fn events_arrive_for_the_selected_queues() {
 
 #[tokio::test]
 async fn selection_changes_change_the_subscriptions() {
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let q1 = sim.add_queue("A");
     let q2 = sim.add_queue("B");
     let (mut h, _m, _stop) = start(&sim, fast());
@@ -147,7 +135,7 @@ async fn selection_changes_change_the_subscriptions() {
 
 #[tokio::test]
 async fn dropped_socket_reconnects() {
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let q = sim.add_queue("Q");
     let (mut h, metrics, _stop) = start(&sim, fast());
     h.selection.send(vec![q.clone()]).unwrap();
@@ -166,7 +154,7 @@ async fn dropped_socket_reconnects() {
 
 #[tokio::test]
 async fn a_silent_socket_is_abandoned_after_two_heartbeats() {
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let q = sim.add_queue("Q");
     let (mut h, _m, _stop) = start(&sim, fast());
     h.selection.send(vec![q.clone()]).unwrap();
@@ -189,7 +177,7 @@ async fn a_silent_socket_is_abandoned_after_two_heartbeats() {
 
 #[tokio::test]
 async fn an_expired_channel_is_replaced() {
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let q = sim.add_queue("Q");
     let (mut h, _m, _stop) = start(&sim, fast());
     h.selection.send(vec![q.clone()]).unwrap();
@@ -239,7 +227,7 @@ async fn channels_are_renewed_before_they_expire() {
 
 #[tokio::test]
 async fn refused_channels_are_retried_with_backoff() {
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let q = sim.add_queue("Q");
     sim.inject(Fault {
         matcher: Match::Path {
@@ -269,7 +257,7 @@ async fn refused_channels_are_retried_with_backoff() {
 
 #[tokio::test]
 async fn twenty_channels_at_most_and_a_thousand_topics_each() {
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let ids: Vec<String> = (0..25).map(|i| sim.add_queue(&format!("Q{i}"))).collect();
     let (mut h, _m, _stop) = start(
         &sim,
@@ -291,7 +279,7 @@ async fn twenty_channels_at_most_and_a_thousand_topics_each() {
     assert_eq!(sim.notification_stats().channels_evicted, 0);
 
     // The real per-channel limit: 1,000 topics per channel, 2,500 queues on 3 channels.
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let many: Vec<String> = (0..2500).map(|i| format!("q{i}")).collect();
     let (mut h, _m, _stop) = start(&sim, fast());
     h.selection.send(many).unwrap();
@@ -309,7 +297,7 @@ async fn twenty_channels_at_most_and_a_thousand_topics_each() {
 #[tokio::test]
 async fn a_busy_daemon_and_a_burst_beyond_its_queue_cause_no_reconnect() {
     const MEDIA: [&str; 4] = ["voice", "chat", "email", "message"];
-    let sim = fast_sim().await;
+    let sim = fast_heartbeat_sim().await;
     let ids: Vec<String> = (0..1000)
         .map(|i| sim.add_queue(&format!("Q{i:04}")))
         .collect();

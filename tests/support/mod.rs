@@ -47,6 +47,19 @@ pub async fn spawn_sim(opts: SimOptions) -> Sim {
     sim
 }
 
+/// A simulator whose heartbeat (150 ms) is fast enough for a silent socket to be noticed
+/// within a test.
+pub async fn fast_heartbeat_sim() -> Sim {
+    spawn_sim(SimOptions {
+        notifications: genesys_sim::NotificationOptions {
+            heartbeat: Duration::from_millis(150),
+            ..genesys_sim::NotificationOptions::default()
+        },
+        ..SimOptions::default()
+    })
+    .await
+}
+
 /// A simulator with one busy queue, Sales ([`add_busy_queue`]), and a config file for the
 /// binary that selects it.
 pub async fn sales() -> (Sim, ConfigFile) {
