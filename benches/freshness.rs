@@ -7,6 +7,7 @@
 //! cargo bench --bench freshness -- --only push/100   # one scenario (also push/, /1000, poll)
 //! cargo bench --bench freshness -- --minutes 5   # minutes of changes per scenario (default 3)
 //! cargo bench --bench freshness -- --serial      # poll and push one after the other, not side by side
+//! FRESH_DEBUG=1 cargo bench --bench freshness -- --only push/1000   # also list re-PUTs, slow changes, requests per 10 s
 //! ```
 //!
 //! Each scenario starts a fresh simulator in this process (50 ms latency per request, no
@@ -18,21 +19,26 @@
 //! with the cron once a minute (the reconciliation poll in push mode), `[schedule] mode =
 //! "poll"` (the default) or `"push"` with `[push] min_interval = "5s"`.
 //!
-//! After the start-up cycle (and, in push mode, once every channel is connected with all
-//! queues subscribed and the reconciliation poll that follows a connect is done) come `--minutes` minutes of changes: each minute, 10 % of the queues
-//! (at least one) change at moments drawn uniformly within that minute (seeded RNG). A
-//! change is one of: an interaction starts or stops waiting (voice), or the queue's own
-//! agent goes Idle -> Interacting or back, through the simulator's API. A queue with a
-//! change not yet seen in the table gets no second one, so every change has one value to
-//! wait for. A watcher reads the simulator's table in-process every 100 ms (an accessor,
-//! not an API request) and takes a change as seen when the queue's row holds all five
-//! columns' new true values; freshness is the time from the change to that read. After the
-//! last change the watcher keeps looking for up to 75 s (a poll period and a cycle); what
-//! is still unseen then is counted as never seen.
+//! The measurement window is whole poll periods of the steady state: it opens when a cron
+//! cycle is done after the start-up cycle (and, in push mode, after every channel is
+//! connected with all queues subscribed and the reconciliation poll that follows a connect)
+//! and closes when the `--minutes`-th cron cycle after it is done. So both modes are
+//! measured over the same number of cron cycles, each cycle's writes inside the window, and
+//! the start-up burst outside it. 10 % of the queues per minute of the window (at least
+//! one) change at moments drawn uniformly over the window minus its last 10 s (seeded RNG,
+//! the same for poll and push). A change is one of: an interaction starts or stops waiting
+//! (voice), or the queue's own agent goes Idle -> Interacting or back, through the
+//! simulator's API. A queue with a change not yet seen in the table gets no second one, so
+//! every change has one value to wait for. A watcher reads the simulator's table in-process
+//! every 100 ms (an accessor, not an API request) and takes a change as seen when the
+//! queue's row holds all five columns' new true values; freshness is the time from the
+//! change to that read. After the window the watcher keeps looking for up to 75 s (a poll
+//! period and a cycle); what is still unseen then is counted as never seen.
 //!
-//! API requests per minute are the simulator's request log over the minutes of changes
-//! (the watcher sends none). By default the poll and the push scenario of a size run side
-//! by side, each with its own simulator and daemon; the sizes run one after the other.
+//! API requests and daemon CPU per minute are the simulator's request log and the child's
+//! CPU time over the window, divided by the window's length (the watcher sends no request).
+//! By default the poll and the push scenario of a size run side by side, each with its own
+//! simulator and daemon; the sizes run one after the other.
 //!
 //! Not a timed test: it prints a markdown table to paste into the README.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -58,6 +64,9 @@ const DRAIN: Duration = Duration::from_secs(75);
 /// `[rows] refresh_after`: with 10 min, poll mode at 1,000 queues fits the 240 budget
 /// (issue 5's 1,000-queue target uses the same).
 const REFRESH_AFTER_S: u64 = 600;
+/// No change in the window's last seconds, so push's writes of the last changes fall
+/// inside it (a change is written within `min_interval` of the event).
+const CHANGE_MARGIN: Duration = Duration::from_secs(10);
 /// Share of the queues changing per minute, in percent.
 const CHANGE_PCT: u64 = 10;
 /// `[push] min_interval`.
@@ -279,6 +288,8 @@ struct Outcome {
     mode: Option<Mode>,
     queues: usize,
     minutes: u64,
+    /// Length of the measurement window (`minutes` cron periods, give or take a cycle).
+    window_s: f64,
     changes: usize,
     /// Change moments that found every queue with a change pending (none made).
     skipped: usize,
@@ -291,7 +302,7 @@ struct Outcome {
     /// Row PUTs of a row already PUT less than 60 s before (heartbeat included).
     rewrites: usize,
     by_endpoint: BTreeMap<&'static str, usize>,
-    /// Observation events the simulator delivered over the minutes of changes.
+    /// Observation events the simulator delivered over the window.
     events: u64,
     sockets_opened: u64,
     channels: usize,
@@ -302,8 +313,13 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// Minutes in the measurement window.
+    fn window_min(&self) -> f64 {
+        (self.window_s / 60.0).max(1.0 / 60.0)
+    }
+
     fn req_per_min(&self) -> f64 {
-        self.requests as f64 / self.minutes.max(1) as f64
+        self.requests as f64 / self.window_min()
     }
 
     /// Nearest-rank percentile of the freshness, in seconds.
@@ -382,39 +398,56 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
         }
     }
 
-    // The change moments: per minute, 10 % of the queues (at least one) at uniform moments.
-    let per_minute = ((sc.queues as u64 * CHANGE_PCT).div_ceil(100)).max(1);
-    let mut moments: Vec<u64> = (0..sc.minutes)
-        .flat_map(|m| (0..per_minute).map(move |_| m))
-        .map(|m| m * 60_000)
-        .collect();
-    for t in &mut moments {
-        *t += b.org.rng.below(60_000);
-    }
-    moments.sort_unstable();
-
-    let t0 = Instant::now();
-    let t1 = t0 + Duration::from_secs(sc.minutes * 60);
+    // The window opens when the next cycle is done (a cron cycle: the start-up cycle and
+    // push's reconnect poll are behind us).
+    let open_deadline = Instant::now() + Duration::from_secs(90);
+    let t0 = loop {
+        match tokio::time::timeout_at(open_deadline, daemon.events.recv()).await {
+            Ok(Some(Event::CycleDone { at, .. })) => break at,
+            Ok(Some(Event::Exited) | None) | Err(_) => {
+                out.problems.push(format!(
+                    "no cron cycle to open the window\n{}",
+                    daemon.tail()
+                ));
+                println!("  {name:<16} FAILED: {}", out.problems.join("; "));
+                daemon.stop().await;
+                b.org.sim.shutdown();
+                return out;
+            }
+            Ok(Some(_)) => {}
+        }
+    };
     let stats0 = b.org.sim.notification_stats();
     let cpu0 = daemon.cpu_ticks();
+
+    // The change moments: 10 % of the queues per minute (at least one), uniform over the
+    // window minus its last 10 s.
+    let per_minute = ((sc.queues as u64 * CHANGE_PCT).div_ceil(100)).max(1);
+    let span_ms = sc.minutes * 60_000 - CHANGE_MARGIN.as_millis() as u64;
+    let mut moments: Vec<u64> = (0..per_minute * sc.minutes)
+        .map(|_| b.org.rng.below(span_ms))
+        .collect();
+    moments.sort_unstable();
+
     let mut next = moments.iter().map(|ms| t0 + Duration::from_millis(*ms));
     let mut next_at = next.next();
     let mut watch = tokio::time::interval(WATCH);
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Closed by the `minutes`-th cycle done after t0.
+    let mut cycles = 0;
+    let mut t1: Option<Instant> = None;
     let mut stats1 = None;
     let mut cpu1 = None;
-    let drain_end = t1 + DRAIN;
+    // Safety net: a daemon whose cycles stopped still ends the scenario.
+    let hard_end = t0 + Duration::from_secs(sc.minutes * 60 + 60) + DRAIN;
     loop {
         let change_at = next_at;
         tokio::select! {
             _ = watch.tick() => {
                 b.watch();
                 let now = Instant::now();
-                if now >= t1 && stats1.is_none() {
-                    stats1 = Some(b.org.sim.notification_stats());
-                    cpu1 = Some(daemon.cpu_ticks());
-                }
-                if now >= t1 && next_at.is_none() && (b.unseen() == 0 || now >= drain_end) {
+                let drained = t1.is_some_and(|t1| b.unseen() == 0 || now >= t1 + DRAIN);
+                if (next_at.is_none() && drained) || now >= hard_end {
                     break;
                 }
             }
@@ -432,6 +465,14 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
                 next_at = next.next();
             }
             ev = daemon.events.recv() => match ev {
+                Some(Event::CycleDone { at, .. }) if t1.is_none() => {
+                    cycles += 1;
+                    if cycles == sc.minutes {
+                        t1 = Some(at);
+                        stats1 = Some(b.org.sim.notification_stats());
+                        cpu1 = Some(daemon.cpu_ticks());
+                    }
+                }
                 Some(Event::CycleFailed { message, .. }) => {
                     out.problems.push(format!("cycle failed: {message}"));
                 }
@@ -443,19 +484,24 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
             },
         }
     }
+    let t1 = t1.unwrap_or_else(|| {
+        out.problems.push(format!(
+            "only {cycles} of {} cron cycles in the window",
+            sc.minutes
+        ));
+        Instant::now()
+    });
+    out.window_s = t1.saturating_duration_since(t0).as_secs_f64();
     let stats1 = stats1.unwrap_or_else(|| b.org.sim.notification_stats());
     let cpu1 = cpu1.unwrap_or_else(|| daemon.cpu_ticks());
     out.hwm_kb = daemon.status_kb("VmHWM:");
     daemon.stop().await;
 
+    let debug = std::env::var_os("FRESH_DEBUG").is_some();
+    let rel = |t: Instant| t.saturating_duration_since(t0).as_secs_f64();
+    let requests = b.org.sim.requests();
     let mut last_put: BTreeMap<String, Instant> = BTreeMap::new();
-    for r in b
-        .org
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.at >= t0 && r.at < t1)
-    {
+    for r in requests.iter().filter(|r| r.at >= t0 && r.at < t1) {
         out.requests += 1;
         let ep = endpoint(r);
         *out.by_endpoint.entry(ep).or_default() += 1;
@@ -464,14 +510,61 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
             && r.at.saturating_duration_since(prev) < Duration::from_secs(60)
         {
             out.rewrites += 1;
+            if debug {
+                println!(
+                    "    {name}: re-PUT {} at +{:.1} s, last PUT at +{:.1} s",
+                    r.path,
+                    rel(r.at),
+                    rel(prev)
+                );
+            }
+        }
+    }
+    if debug {
+        for c in b
+            .changes
+            .iter()
+            .filter(|c| c.seen.is_none_or(|d| d.as_secs() >= 5))
+        {
+            println!(
+                "    {name}: SLOW {:?} on {} at +{:.1} s, seen after {}",
+                c.kind,
+                b.org.names[c.queue],
+                rel(c.at),
+                c.seen
+                    .map_or("never".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+            );
+        }
+        // Requests per 10 s from the daemon's start, by endpoint.
+        let mut buckets: BTreeMap<u64, BTreeMap<&'static str, usize>> = BTreeMap::new();
+        for r in requests.iter() {
+            let k = r.at.saturating_duration_since(began).as_secs() / 10;
+            *buckets
+                .entry(k)
+                .or_default()
+                .entry(endpoint(r))
+                .or_default() += 1;
+        }
+        println!(
+            "    {name}: window from +{:.1} s to +{:.1} s after the scenario began",
+            t0.saturating_duration_since(began).as_secs_f64(),
+            t1.saturating_duration_since(began).as_secs_f64()
+        );
+        for (k, eps) in &buckets {
+            let list: Vec<String> = eps.iter().map(|(e, n)| format!("{e} {n}")).collect();
+            println!(
+                "    {name}: REQUESTS {:>4}-{:<4} s: {}",
+                k * 10,
+                k * 10 + 10,
+                list.join(", ")
+            );
         }
     }
     out.events = stats1.events_sent.saturating_sub(stats0.events_sent);
     out.sockets_opened = stats1.sockets_opened;
     out.channels = b.org.sim.channels().len();
-    out.cpu_ms_per_min = cpu1.saturating_sub(cpu0) as f64 * 1000.0
-        / clk_tck.max(1) as f64
-        / sc.minutes.max(1) as f64;
+    out.cpu_ms_per_min =
+        cpu1.saturating_sub(cpu0) as f64 * 1000.0 / clk_tck.max(1) as f64 / out.window_min();
     let mut fresh: Vec<f64> = b
         .changes
         .iter()
@@ -490,9 +583,9 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
     b.org.sim.shutdown();
     let f = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{v:.2}"));
     println!(
-        "  {name:<16} {:>4} changes in {} min ({:.0} s in all): p50 {} s, p95 {} s, max {} s, never seen {}, {:.1} req/min, {} events, {} row PUTs < 60 s after the same row's last{}",
+        "  {name:<16} {:>4} changes in a {:.0} s window ({:.0} s in all): p50 {} s, p95 {} s, max {} s, never seen {}, {:.1} req/min, {} events, {} row PUTs < 60 s after the same row's last{}",
         out.changes,
-        sc.minutes,
+        out.window_s,
         began.elapsed().as_secs_f64(),
         f(out.pct(50.0)),
         f(out.pct(95.0)),
@@ -523,7 +616,7 @@ fn report(outcomes: &[Outcome]) -> String {
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for o in outcomes {
-        let e = |k: &str| o.by_endpoint.get(k).copied().unwrap_or(0) as f64 / o.minutes as f64;
+        let e = |k: &str| o.by_endpoint.get(k).copied().unwrap_or(0) as f64 / o.window_min();
         let writes = e("row PUT") + e("row POST") + e("import POST") + e("upload PUT");
         let _ = writeln!(
             s,
@@ -553,7 +646,7 @@ fn report(outcomes: &[Outcome]) -> String {
             writes,
             e("notifications"),
             if o.mode == Some(Mode::Push) {
-                format!("{:.0}", o.events as f64 / o.minutes as f64)
+                format!("{:.0}", o.events as f64 / o.window_min())
             } else {
                 "-".to_owned()
             },
@@ -662,7 +755,7 @@ fn main() {
         let clk = clk_tck();
         let started = Instant::now();
         println!(
-            "genesys-queue-sync freshness benchmark: {} scenarios, {minutes} min of changes each ({CHANGE_PCT} % of queues per minute), simulator latency {} ms, cron once a minute, refresh_after {} min, push min_interval {MIN_INTERVAL}, table read every {} ms{}",
+            "genesys-queue-sync freshness benchmark: {} scenarios, {minutes} cron periods measured each ({CHANGE_PCT} % of queues changing per minute), simulator latency {} ms, cron once a minute, refresh_after {} min, push min_interval {MIN_INTERVAL}, table read every {} ms{}",
             groups.iter().map(Vec::len).sum::<usize>(),
             LATENCY.as_millis(),
             REFRESH_AFTER_S / 60,

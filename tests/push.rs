@@ -117,6 +117,23 @@ async fn agent_and_waiting_changes_reach_the_row_within_seconds_without_a_poll()
         "presence-based, from the poll, unchanged"
     );
     assert_eq!(d.cycles(), cycles, "no cycle ran: push wrote these");
+    // The per-queue gauges follow the events too, not only the cycles.
+    for (series, want) in [
+        (
+            "genesys_queue_sync_queue_agents{queue=\"Sales\",column=\"Idle\"}",
+            0.0,
+        ),
+        (
+            "genesys_queue_sync_queue_agents{queue=\"Sales\",column=\"Interacting\"}",
+            2.0,
+        ),
+        (
+            "genesys_queue_sync_queue_interactions{queue=\"Sales\",column=\"Waiting\"}",
+            3.0,
+        ),
+    ] {
+        assert_eq!(metric(&d, series).await, want, "{series} after push");
+    }
 
     let applied = metric(
         &d,

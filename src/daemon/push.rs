@@ -27,12 +27,13 @@ impl Pusher {
         let stop = self.stop.child_token();
         let client = cycles.syncer.client().clone();
         let metrics = client.metrics().push.clone();
+        let gauges = client.metrics().queues.clone();
         let handle = session::spawn(client, self.settings.clone(), stop.clone());
         let wake = Arc::new(Notify::new());
         let cfg = cycles.syncer.config().clone();
         cycles.syncer.keep_raw(true);
         cycles.push = Some((
-            PushState::new(&cfg, handle.selection, metrics, wake.clone()),
+            PushState::new(&cfg, handle.selection, metrics, gauges, wake.clone()),
             stop.clone(),
         ));
         tracing::info!(

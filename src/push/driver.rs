@@ -27,6 +27,7 @@ use super::metrics::PushMetrics;
 use super::scheduler::Scheduler;
 use crate::config::Config;
 use crate::genesys::notifications::events::ObservationEvent;
+use crate::metrics::QueueGauges;
 use crate::sync::columns::Columns;
 use crate::sync::{CycleReport, Syncer, Target};
 
@@ -44,6 +45,9 @@ pub struct PushState {
     reserve: u32,
     selection: watch::Sender<Vec<String>>,
     metrics: PushMetrics,
+    /// The per-queue gauges follow events too (`[http] queue_metrics`), not only cycles.
+    gauges: QueueGauges,
+    queue_metrics: bool,
     /// Tells the push loop that a cycle changed what is due.
     wake: Arc<Notify>,
 }
@@ -53,6 +57,7 @@ impl PushState {
         cfg: &Config,
         selection: watch::Sender<Vec<String>>,
         metrics: PushMetrics,
+        gauges: QueueGauges,
         wake: Arc<Notify>,
     ) -> Self {
         Self {
@@ -64,6 +69,8 @@ impl PushState {
             reserve: 0,
             selection,
             metrics,
+            gauges,
+            queue_metrics: cfg.queue_metrics,
             wake,
         }
     }
@@ -72,6 +79,7 @@ impl PushState {
     /// and the scheduler afresh (their values have another shape), filled by the next cycle.
     pub fn reconfigure(&mut self, cfg: &Config) {
         self.scheduler.set_min_interval(cfg.push_min_interval);
+        self.queue_metrics = cfg.queue_metrics;
         if self.columns != cfg.columns {
             self.columns = cfg.columns.clone();
             self.live = Live::new();
@@ -154,7 +162,17 @@ impl PushState {
             return;
         };
         let now = Utc::now();
-        let values = RowValues::new(self.columns.values(o, now), now, self.columns.clone());
+        let values = self.columns.values(o, now);
+        if self.queue_metrics {
+            self.gauges.set(
+                &t.name,
+                self.columns
+                    .iter()
+                    .zip(values.iter())
+                    .map(|(c, v)| (c.unit().as_str(), c.name.clone(), *v as i64)),
+            );
+        }
+        let values = RowValues::new(values, now, self.columns.clone());
         self.scheduler.offer(&t.key, values, arrived);
     }
 
