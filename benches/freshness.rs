@@ -287,7 +287,6 @@ struct Outcome {
     name: String,
     mode: Option<Mode>,
     queues: usize,
-    minutes: u64,
     /// Length of the measurement window (`minutes` cron periods, give or take a cycle).
     window_s: f64,
     changes: usize,
@@ -350,7 +349,6 @@ async fn run_scenario(sc: Scenario, clk_tck: u64) -> Outcome {
         name: name.clone(),
         mode: Some(sc.mode),
         queues: sc.queues,
-        minutes: sc.minutes,
         ..Outcome::default()
     };
     let began = Instant::now();
