@@ -4,13 +4,15 @@
 //! key has one) and saying how to fix it, because the people reading these messages are
 //! Genesys admins editing a file, not Rust developers.
 //!
-//! Layout: `raw` (the file as serde reads it) -> `validate` (every check, with `columns`
-//! for `[columns]`) -> `validated` (`Config`); `load` reads a file; `error`, `env`,
-//! `source` (lines and keys of the file) and `urls` are the leaves they share.
+//! Layout: `raw` (the file as serde reads it) -> `validate` (every check, with `genesys`
+//! for `[genesys]` and `columns` for `[columns]`) -> `validated` (`Config`); `load` reads
+//! a file; `error`, `env`, `source` (lines and keys of the file) and `urls` are the leaves
+//! they share.
 
 mod columns;
 mod env;
 mod error;
+mod genesys;
 mod load;
 mod raw;
 mod source;
