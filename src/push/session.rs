@@ -3,7 +3,7 @@
 //!
 //! One supervisor task owns the channels (creation, subscriptions, renewal, reconnects,
 //! all through the ordinary request pipeline and budget) and one task per open socket
-//! reads it. Events go from the socket task into a coalescer (per queue and media group,
+//! reads it (`reader`). Events go from the socket task into a coalescer (per queue and media group,
 //! see [`super::coalesce`]) that a forwarder task empties into the daemon, stamped with
 //! their arrival, so a busy daemon never stops a socket from being read; the supervisor tells the daemon when push is up (after every (re)connect the
 //! daemon reconciles with one poll, since events sent while no socket was open are lost)
@@ -12,6 +12,8 @@
 //! When Genesys refuses channels (403, 429, 5xx, anything), push stays down, polling goes
 //! on untouched, the refusal is logged once (and its recovery once), and creation is tried
 //! again with backoff.
+
+mod reader;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +26,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::channels::{self, Assignment};
-use super::coalesce::{self, Arrival, Pushed};
+use super::coalesce::{self, Arrival};
 use super::metrics::PushMetrics;
-use crate::genesys::notifications::events::{self, Message, ObservationEvent};
-use crate::genesys::notifications::liveness::{Backoff, Liveness};
-use crate::genesys::notifications::socket::{Socket, SocketError};
+use crate::genesys::notifications::events::{self, ObservationEvent};
+use crate::genesys::notifications::liveness::Backoff;
 use crate::genesys::notifications::{self as api, Channel, MAX_CHANNELS, MAX_TOPICS_PER_CHANNEL};
 use crate::genesys::{ApiError, Client};
+use reader::{Closed, SocketReport, read_socket};
 
 /// Tunables; tests shrink the delays.
 #[derive(Debug, Clone)]
@@ -110,26 +112,6 @@ pub fn spawn(client: Client, settings: Settings, shutdown: CancellationToken) ->
         events: ev_rx,
         task,
     }
-}
-
-/// What a socket task reports.
-#[derive(Debug)]
-enum SocketReport {
-    /// The handshake succeeded.
-    Open,
-    /// The first heartbeat arrived: the socket works end to end.
-    Healthy,
-    /// The socket is gone, and why.
-    Closed(Closed),
-}
-
-#[derive(Debug)]
-enum Closed {
-    /// The channel no longer exists (handshake 404/410, or the server said so).
-    ChannelGone,
-    /// Silent for longer than the heartbeat allows.
-    Silent,
-    Error(String),
 }
 
 struct Slot {
@@ -530,118 +512,5 @@ async fn sleep_until(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Reads one channel's socket until it closes or falls silent.
-#[allow(clippy::too_many_arguments)]
-async fn read_socket(
-    client: Client,
-    channel: Channel,
-    timeout: Duration,
-    slot: usize,
-    generation: u64,
-    reports: mpsc::Sender<(usize, u64, SocketReport)>,
-    events: Arc<coalesce::Shared>,
-    metrics: PushMetrics,
-) {
-    let closed = read_until_closed(
-        &client, &channel, timeout, slot, generation, &reports, &events, &metrics,
-    )
-    .await;
-    let _ = reports
-        .send((slot, generation, SocketReport::Closed(closed)))
-        .await;
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn read_until_closed(
-    client: &Client,
-    channel: &Channel,
-    timeout: Duration,
-    slot: usize,
-    generation: u64,
-    reports: &mpsc::Sender<(usize, u64, SocketReport)>,
-    events: &coalesce::Shared,
-    metrics: &PushMetrics,
-) -> Closed {
-    let mut socket = match Socket::connect(client.http(), channel.connect_uri(), timeout).await {
-        Ok(s) => s,
-        Err(SocketError::Refused(404 | 410)) => return Closed::ChannelGone,
-        Err(e) => return Closed::Error(e.to_string()),
-    };
-    let _ = reports.send((slot, generation, SocketReport::Open)).await;
-    let mut live = Liveness::new(Instant::now());
-    let mut healthy = false;
-    let mut pinged = false;
-    loop {
-        // Half the silence limit without a message: ask for a pong before giving up.
-        let ping_at = live.deadline() - live.silence_limit() / 2;
-        // A message already there is read before the silence is judged: a reader that
-        // was not scheduled for a while (a busy machine) finds both ready at once.
-        let text = tokio::select! {
-            biased;
-            t = socket.next_text() => t,
-            () = tokio::time::sleep_until(ping_at), if !pinged => {
-                pinged = true;
-                if let Err(e) = socket.ping().await {
-                    return Closed::Error(e.to_string());
-                }
-                continue;
-            }
-            () = tokio::time::sleep_until(live.deadline()) => {
-                socket.close().await;
-                return Closed::Silent;
-            }
-        };
-        let text = match text {
-            Ok(t) => t,
-            Err(e) => return Closed::Error(e.to_string()),
-        };
-        let now = Instant::now();
-        pinged = false;
-        match events::parse(&text) {
-            Ok(Message::Heartbeat) => {
-                live.message(now, true);
-                metrics.event("heartbeat");
-                if !healthy {
-                    healthy = true;
-                    let _ = reports
-                        .send((slot, generation, SocketReport::Healthy))
-                        .await;
-                }
-            }
-            Ok(Message::Metadata) => {
-                live.message(now, false);
-                metrics.event("metadata");
-            }
-            Ok(Message::SocketClosing) => {
-                // Maintenance: reconnect now rather than lose the events until the drop.
-                socket.close().await;
-                return Closed::Error("the server announced it is closing the socket".into());
-            }
-            Ok(Message::OtherTopic) => {
-                live.message(now, false);
-                metrics.event("other_topic");
-            }
-            Ok(Message::Observation(ev)) => {
-                live.message(now, false);
-                match events.push(ev, now) {
-                    Pushed::Queued => {}
-                    Pushed::Coalesced(n) => {
-                        metrics
-                            .events
-                            .get_or_create(&vec![("result", "coalesced".to_owned())])
-                            .inc_by(n);
-                    }
-                    Pushed::Dropped => metrics.event("dropped"),
-                }
-            }
-            Err(e) => {
-                live.message(now, false);
-                metrics.event("malformed");
-                tracing::debug!(error = %e, "ignored a notification");
-            }
-        }
     }
 }
