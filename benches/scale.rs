@@ -11,6 +11,8 @@
 //! cargo bench --bench scale -- --answers-only               # only the oversized-answer RSS runs
 //! cargo bench --bench scale -- --no-answers                 # everything but those
 //! cargo bench --bench scale -- --queue-metrics off          # /metrics on loopback, per-queue gauges off (or on)
+//! DAEMON_WRAP="valgrind --tool=massif" DAEMON_BIN=<unstripped build> cargo bench --bench scale -- --only "★ import 5,000"
+//!                                     # the daemon under a heap profiler (stopped with SIGTERM so it writes its file)
 //! ```
 //!
 //! Issue 9: the 13 documented `[columns]` run beside the five (`... 13 cols` scenarios:

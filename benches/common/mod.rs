@@ -293,7 +293,20 @@ impl Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config).expect("config written");
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_genesys-queue-sync"))
+        let bin = std::env::var("DAEMON_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_genesys-queue-sync").to_owned());
+        let wrap: Vec<String> = std::env::var("DAEMON_WRAP")
+            .map(|w| w.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let mut cmd = match wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = tokio::process::Command::new(first);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => tokio::process::Command::new(&bin),
+        };
+        let mut child = cmd
             .arg("run")
             .arg("--config")
             .arg(&path)
@@ -404,6 +417,12 @@ impl Daemon {
     }
 
     pub async fn stop(mut self) {
+        if std::env::var_os("DAEMON_WRAP").is_some() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.pid.to_string()])
+                .status();
+            let _ = tokio::time::timeout(Duration::from_secs(120), self.child.wait()).await;
+        }
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }

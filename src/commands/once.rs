@@ -109,12 +109,7 @@ mod tests {
             .with_ymd_and_hms(2026, 12, 2, 10, 0, 0)
             .single()
             .unwrap_or_default();
-        let t = Target {
-            id: "q1".into(),
-            name: "Sales".into(),
-            key: "Sales".into(),
-            division: String::new(),
-        };
+        let t = Target::new("q1".into(), "Sales".into(), "Sales".into(), String::new());
         // The default columns: Online, OnQueue, Idle, Interacting, Waiting.
         let v = crate::sync::columns::Values(vec![7, 5, 2, 3, 12]);
         let r = CycleReport {

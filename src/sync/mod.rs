@@ -103,7 +103,10 @@ impl Syncer {
             None
         };
         let Some(table_id) = table_id else {
-            return rows.into_iter().map(|(t, _, _)| (t.key, false)).collect();
+            return rows
+                .into_iter()
+                .map(|(t, _, _)| (t.key.clone(), false))
+                .collect();
         };
         let keys: Vec<String> = rows.iter().map(|(t, _, _)| t.key.clone()).collect();
         let due = rows

@@ -185,8 +185,10 @@ pub async fn observe(
     }
     let mut observed = Observed {
         reads,
+        queues: Vec::with_capacity(counts.len()),
         ..Observed::default()
     };
+    report.observed.reserve_exact(counts.len());
     for t in targets {
         match counts.remove(&t.id) {
             Some((values, at)) => {

@@ -197,12 +197,7 @@ mod tests {
     use super::*;
 
     fn t(key: &str) -> Target {
-        Target {
-            id: key.into(),
-            name: key.into(),
-            key: key.into(),
-            division: String::new(),
-        }
+        Target::new(key.into(), key.into(), key.into(), String::new())
     }
 
     #[test]

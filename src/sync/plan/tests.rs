@@ -4,12 +4,7 @@ use super::*;
 use chrono::TimeZone;
 
 fn t(key: &str) -> Target {
-    Target {
-        id: format!("id-{key}"),
-        name: key.into(),
-        key: key.into(),
-        division: String::new(),
-    }
+    Target::new(format!("id-{key}"), key.into(), key.into(), String::new())
 }
 
 fn now() -> DateTime<Utc> {

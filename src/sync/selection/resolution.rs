@@ -159,7 +159,7 @@ pub async fn resolve(client: &Client, cfg: &Config) -> Result<Resolution, ApiErr
     }
     if res.targets.len() > MAX_ROWS {
         let left: Vec<Target> = res.targets.split_off(MAX_ROWS);
-        res.left_out = left.into_iter().map(|t| t.name).collect();
+        res.left_out = left.into_iter().map(|t| t.name.clone()).collect();
         let shown: Vec<&str> = res.left_out.iter().take(10).map(String::as_str).collect();
         tracing::warn!(
             selected = MAX_ROWS + res.left_out.len(),
@@ -176,12 +176,12 @@ pub(super) fn target(key_by: KeyBy, q: Queue) -> Target {
         KeyBy::Name => q.name.clone(),
         KeyBy::Id => q.id.clone(),
     };
-    Target {
-        id: q.id,
-        name: q.name,
+    Target::new(
+        q.id,
+        q.name,
         key,
-        division: q.division.map(|d| d.name).unwrap_or_default(),
-    }
+        q.division.map(|d| d.name).unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
