@@ -14,6 +14,7 @@ pub mod plan;
 pub mod report;
 pub mod selection;
 pub mod table;
+pub mod target;
 pub mod writer;
 
 use std::collections::HashSet;

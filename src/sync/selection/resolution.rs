@@ -4,11 +4,11 @@
 
 use std::collections::HashSet;
 
-use super::Target;
 use crate::config::{Config, KeyBy};
 use crate::genesys::datatable::MAX_ROWS;
 use crate::genesys::queues::{self, Queue};
 use crate::genesys::{ApiError, Client};
+use crate::sync::target::Target;
 
 /// The outcome of resolving the queue selection.
 #[derive(Debug, Default, Clone)]

@@ -16,28 +16,13 @@ use crate::org::Org;
 use crate::routes::Reply;
 use crate::wire::{ApiError, iso, new_id};
 use crate::{Shared, lock};
-use apply::{Counts, Failure, apply, parse_import};
+use apply::{Counts, Failure, ImportMode, apply, parse_import};
 
 /// Genesys processes uploads asynchronously; clients must poll the job.
 const PROCESSING_DELAY: Duration = Duration::from_millis(50);
 /// How long a ReplaceAll leaves the table empty between deleting every row and inserting
 /// the file's: long enough for a test reading every 100 ms to see it.
 pub(crate) const REPLACE_ALL_GAP: Duration = Duration::from_millis(400);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ImportMode {
-    ReplaceAll,
-    Append,
-}
-
-impl ImportMode {
-    fn wire_name(self) -> &'static str {
-        match self {
-            ImportMode::ReplaceAll => "ReplaceAll",
-            ImportMode::Append => "Append",
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum JobStatus {

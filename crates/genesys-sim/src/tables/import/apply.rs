@@ -7,10 +7,25 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Number, Value};
 
-use super::ImportMode;
 use crate::FieldType;
 use crate::tables::csv::parse_csv;
 use crate::tables::{MAX_ROWS, Table};
+
+/// How an import job applies its file: `ReplaceAll` or `Append`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ImportMode {
+    ReplaceAll,
+    Append,
+}
+
+impl ImportMode {
+    pub(super) fn wire_name(self) -> &'static str {
+        match self {
+            ImportMode::ReplaceAll => "ReplaceAll",
+            ImportMode::Append => "Append",
+        }
+    }
+}
 
 /// How many row problems an errorInformation message lists before summarizing.
 const MAX_LISTED_PROBLEMS: usize = 5;
