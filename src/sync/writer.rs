@@ -20,10 +20,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::columns::UPDATED_AT;
-
-/// The heartbeat row's field naming its writer (a string field; optional: a table made
-/// before it existed works without it, `table create` adds it).
-pub const WRITER: &str = "Writer";
+pub use super::columns::WRITER;
 
 /// Separates the writer's identity from what it saw in a `Writer` value.
 const ALSO: &str = "; also written by ";

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::writer::WRITER;
 use crate::genesys::datatable::schema::{ColumnType, Table};
 use crate::genesys::observations::{Query, QueueObservation};
 pub use vocabulary::{
@@ -27,6 +26,10 @@ pub use vocabulary::{
 pub const KEY: &str = "key";
 /// The time the row's values were observed, always last.
 pub const UPDATED_AT: &str = "UpdatedAt";
+/// The heartbeat row's field naming its writer (a string field; optional: a table made
+/// before it existed works without it, `table create` adds it). Who writes it and why:
+/// `sync::writer`.
+pub const WRITER: &str = "Writer";
 /// A table holds 50 fields; `key` and `UpdatedAt` take two.
 pub const MAX_COLUMNS: usize = 48;
 

@@ -7,7 +7,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use super::{KEY, UPDATED_AT};
+use super::{KEY, UPDATED_AT, WRITER};
 use crate::genesys::observations::{
     ApiMetric, Entry, MediaType, Qualifier, QueueObservation, RoutingStatus, SystemPresence,
 };
@@ -401,7 +401,7 @@ pub fn column(
 pub fn check_name(name: &str) -> Result<(), SpecError> {
     let fix = "use a name that starts with a letter and has only letters, digits and _ \
                (at most 64 characters), such as WaitingVoice";
-    let reserved = [KEY, UPDATED_AT, super::super::writer::WRITER];
+    let reserved = [KEY, UPDATED_AT, WRITER];
     if let Some(r) = reserved.iter().find(|r| r.eq_ignore_ascii_case(name)) {
         return Err(SpecError::new(
             format!("`{name}` is reserved: the daemon writes `{r}` itself"),
