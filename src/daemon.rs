@@ -396,13 +396,7 @@ impl Signals {
         }
         let g = &self.metrics.queues;
         for (t, values) in &r.observed {
-            g.set(
-                &t.name,
-                r.columns
-                    .iter()
-                    .zip(values.iter())
-                    .map(|(c, v)| (c.unit().as_str(), c.name.clone(), *v as i64)),
-            );
+            g.set(&t.name, r.columns.gauge_values(values));
         }
         let keep: std::collections::BTreeSet<&str> = r
             .observed

@@ -164,13 +164,7 @@ impl PushState {
         let now = Utc::now();
         let values = self.columns.values(o, now);
         if self.queue_metrics {
-            self.gauges.set(
-                &t.name,
-                self.columns
-                    .iter()
-                    .zip(values.iter())
-                    .map(|(c, v)| (c.unit().as_str(), c.name.clone(), *v as i64)),
-            );
+            self.gauges.set(&t.name, self.columns.gauge_values(&values));
         }
         let values = RowValues::new(values, now, self.columns.clone());
         self.scheduler.offer(&t.key, values, arrived);

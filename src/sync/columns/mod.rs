@@ -122,6 +122,17 @@ impl Columns {
         self.list.iter()
     }
 
+    /// A queue's values as the per-queue gauges take them: each column's unit, name and
+    /// value, in column order (after a cycle and, in push mode, after an event).
+    pub fn gauge_values<'a>(
+        &'a self,
+        values: &'a Values,
+    ) -> impl Iterator<Item = (&'static str, String, i64)> + 'a {
+        self.iter()
+            .zip(values.iter())
+            .map(|(c, v)| (c.unit().as_str(), c.name.clone(), *v as i64))
+    }
+
     pub fn len(&self) -> usize {
         self.list.len()
     }
