@@ -85,18 +85,33 @@ impl QueueGauges {
     }
 
     /// One queue's values, column by column; series of columns it no longer has go.
-    pub fn set(&self, queue: &str, values: impl IntoIterator<Item = (&'static str, String, i64)>) {
-        let (columns, values): (Vec<(&'static str, String)>, Vec<i64>) = values
+    /// Column names are borrowed: they are copied only when the column set differs from
+    /// the last one seen (once per config), not for every queue of every cycle and event.
+    pub fn set<'a>(
+        &self,
+        queue: &str,
+        values: impl IntoIterator<Item = (&'static str, &'a str, i64)>,
+    ) {
+        let (columns, values): (Vec<(&'static str, &str)>, Vec<i64>) = values
             .into_iter()
             .map(|(unit, column, v)| ((family_of(unit), column), v))
             .unzip();
         let Ok(mut t) = self.table.lock() else {
             return;
         };
+        let same = |c: &ColumnSet| {
+            c.len() == columns.len()
+                && c.iter()
+                    .zip(&columns)
+                    .all(|((u, n), (cu, cn))| u == cu && n == cn)
+        };
         let columns: ColumnSet = match &t.columns {
-            Some(c) if **c == *columns => c.clone(),
+            Some(c) if same(c) => c.clone(),
             _ => {
-                let c: ColumnSet = columns.into();
+                let c: ColumnSet = columns
+                    .into_iter()
+                    .map(|(u, n)| (u, n.to_owned()))
+                    .collect();
                 t.columns = Some(c.clone());
                 c
             }

@@ -81,9 +81,9 @@ fn per_queue_gauges_are_rendered_at_scrape_time_by_meaning() {
     );
     let cols = |v: [i64; 3]| {
         [
-            ("agents", "Online".to_owned(), v[0]),
-            ("interactions", "Waiting".to_owned(), v[1]),
-            ("seconds", "Oldest".to_owned(), v[2]),
+            ("agents", "Online", v[0]),
+            ("interactions", "Waiting", v[1]),
+            ("seconds", "Oldest", v[2]),
         ]
     };
     m.queues.set("Sales", cols([3, 1, 40]));
@@ -104,7 +104,7 @@ fn per_queue_gauges_are_rendered_at_scrape_time_by_meaning() {
     }
     assert_eq!(m.queues.series(), 6);
     // Columns changed for one queue: its old columns' series go.
-    m.queues.set("Sales", [("agents", "Idle".to_owned(), 1)]);
+    m.queues.set("Sales", [("agents", "Idle", 1)]);
     let text = m.encode();
     assert!(
         text.contains("{queue=\"Sales\",column=\"Idle\"} 1"),

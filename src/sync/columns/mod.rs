@@ -127,10 +127,10 @@ impl Columns {
     pub fn gauge_values<'a>(
         &'a self,
         values: &'a Values,
-    ) -> impl Iterator<Item = (&'static str, String, i64)> + 'a {
+    ) -> impl Iterator<Item = (&'static str, &'a str, i64)> + 'a {
         self.iter()
             .zip(values.iter())
-            .map(|(c, v)| (c.unit().as_str(), c.name.clone(), *v as i64))
+            .map(|(c, v)| (c.unit().as_str(), c.name.as_str(), *v as i64))
     }
 
     pub fn len(&self) -> usize {
